@@ -1,0 +1,542 @@
+//! `vas.toml`: parsing, validation with file/line/key errors, and the environment override.
+//!
+//! The file is read into `raw` structs that mirror it key by key (unknown keys are errors), then
+//! resolved into [`Config`]: defaults applied, per-camera values merged over global ones, every
+//! value checked. Resolved camera entries compare with `==`, which is what SIGHUP uses to decide
+//! whether a camera must restart.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+/// Environment variable that overrides `[export] enabled`.
+pub const EXPORT_ENV: &str = "AI_FRAME_EXPORT_ENABLED";
+
+/// Default location of the daemon's config.
+pub const DEFAULT_PATH: &str = "/etc/vas/vas.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub export: ExportConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// Global frame export settings. `enabled` already includes the environment override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    pub enabled: bool,
+    pub shm_dir: PathBuf,
+    pub slots: u32,
+    pub group: Option<String>,
+}
+
+/// Reconnect and I/O bounds of one camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectConfig {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// A session that streamed this long resets the backoff to `min_delay`.
+    pub healthy_after: Duration,
+    /// Longest silence on the socket (at open or while streaming) before the session is dropped.
+    pub io_timeout: Duration,
+}
+
+/// One camera after defaults and global settings are merged in. Two equal values mean the
+/// camera needs no restart on reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraConfig {
+    pub id: String,
+    pub url: String,
+    pub record: bool,
+    pub live: bool,
+    /// The frame export target if export is on both globally and for this camera.
+    pub export: Option<ExportTarget>,
+    pub reconnect: ReconnectConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportTarget {
+    pub shm_dir: PathBuf,
+    pub slots: u32,
+    pub group: Option<String>,
+}
+
+mod raw {
+    use super::*;
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        #[serde(default)]
+        pub server: Server,
+        #[serde(default)]
+        pub export: Export,
+        #[serde(default)]
+        pub reconnect: Reconnect,
+        #[serde(default)]
+        pub camera: Vec<Camera>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub listen: Option<Spanned<String>>,
+        pub token: Option<Spanned<String>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Export {
+        pub enabled: Option<bool>,
+        pub shm_dir: Option<Spanned<String>>,
+        pub slots: Option<Spanned<i64>>,
+        pub group: Option<Spanned<String>>,
+    }
+
+    #[derive(Deserialize, Default, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Reconnect {
+        pub min_delay_ms: Option<Spanned<i64>>,
+        pub max_delay_ms: Option<Spanned<i64>>,
+        pub healthy_after_s: Option<Spanned<i64>>,
+        pub io_timeout_ms: Option<Spanned<i64>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Camera {
+        pub id: Spanned<String>,
+        pub url: Spanned<String>,
+        pub record: Option<bool>,
+        pub live: Option<bool>,
+        pub export: Option<bool>,
+        #[serde(default)]
+        pub reconnect: Reconnect,
+    }
+}
+
+/// Turns byte spans into `file:line:column` errors.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) -> Error {
+        let (line, column) = line_column(self.text, span.start);
+        Error::BadConfig {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn int_in<T: TryFrom<i64>>(
+        &self,
+        value: &Spanned<i64>,
+        key: &str,
+        min: i64,
+        max: i64,
+        unit: &str,
+    ) -> Result<T> {
+        let v = *value.get_ref();
+        if v < min || v > max {
+            return Err(self.error(
+                value.span(),
+                key,
+                format!("{v} is out of range: use {min} to {max} {unit}"),
+            ));
+        }
+        T::try_from(v).map_err(|_| self.error(value.span(), key, "value does not fit"))
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Camera ids become directory names (recordings, shared memory), so they are restricted.
+pub fn is_valid_camera_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Parses `AI_FRAME_EXPORT_ENABLED`. `None` when unset.
+pub fn export_override(value: Option<&str>) -> Result<Option<bool>> {
+    let Some(value) = value else { return Ok(None) };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(Some(true)),
+        "false" | "0" => Ok(Some(false)),
+        _ => Err(Error::BadEnvironment {
+            name: EXPORT_ENV,
+            value: value.to_string(),
+            message: "use true, false, 1 or 0 (or unset it to use [export] enabled)".into(),
+        }),
+    }
+}
+
+impl Config {
+    /// Reads and validates `file`, applying the export override from the environment.
+    pub fn load(file: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::ConfigFile {
+            file: file.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let env = std::env::var(EXPORT_ENV).ok();
+        Config::parse(file, &text, export_override(env.as_deref())?)
+    }
+
+    /// Validates `text` as the contents of `file`. `export_env` is the parsed override.
+    pub fn parse(file: &Path, text: &str, export_env: Option<bool>) -> Result<Config> {
+        let src = Source { file, text };
+        let de = toml::Deserializer::new(text);
+        let raw: raw::File = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let span = inner.span().unwrap_or(0..0);
+            src.error(span, &key, inner.message().trim_end())
+        })?;
+
+        let server = resolve_server(&src, &raw.server)?;
+        let export = resolve_export(&src, &raw.export, export_env)?;
+        let defaults = resolve_reconnect(&src, "reconnect", &raw.reconnect, None)?;
+
+        let mut seen = BTreeSet::new();
+        let mut cameras = Vec::with_capacity(raw.camera.len());
+        for (i, cam) in raw.camera.iter().enumerate() {
+            let key = |k: &str| format!("camera[{i}].{k}");
+            let id = cam.id.get_ref();
+            if !is_valid_camera_id(id) {
+                return Err(src.error(
+                    cam.id.span(),
+                    &key("id"),
+                    format!(
+                        "{id:?} is not a valid camera id: use 1 to 64 characters from a-z, 0-9, '_' and '-'"
+                    ),
+                ));
+            }
+            if !seen.insert(id.clone()) {
+                return Err(src.error(
+                    cam.id.span(),
+                    &key("id"),
+                    format!("camera id {id:?} is used twice: ids must be unique"),
+                ));
+            }
+            let url = cam.url.get_ref();
+            if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
+                return Err(src.error(
+                    cam.url.span(),
+                    &key("url"),
+                    format!(
+                        "{:?} is not an RTSP url: use rtsp://host[:port]/path",
+                        crate::camera::redact_url(url)
+                    ),
+                ));
+            }
+            let export_on = cam.export.unwrap_or(true) && export.enabled;
+            cameras.push(CameraConfig {
+                id: id.clone(),
+                url: url.clone(),
+                record: cam.record.unwrap_or(false),
+                live: cam.live.unwrap_or(false),
+                export: export_on.then(|| ExportTarget {
+                    shm_dir: export.shm_dir.clone(),
+                    slots: export.slots,
+                    group: export.group.clone(),
+                }),
+                reconnect: resolve_reconnect(
+                    &src,
+                    &key("reconnect"),
+                    &cam.reconnect,
+                    Some(defaults),
+                )?,
+            });
+        }
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            server,
+            export,
+            cameras,
+        })
+    }
+}
+
+fn resolve_server(src: &Source, raw: &raw::Server) -> Result<ServerConfig> {
+    let listen = match &raw.listen {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(s) => s.get_ref().parse().map_err(|_| {
+            src.error(
+                s.span(),
+                "server.listen",
+                format!(
+                    "{:?} is not an address:port: use e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
+                    s.get_ref()
+                ),
+            )
+        })?,
+    };
+    let token = match &raw.token {
+        Some(t) if t.get_ref().len() < 16 => {
+            return Err(src.error(
+                t.span(),
+                "server.token",
+                "the token is shorter than 16 characters: use a long random string",
+            ))
+        }
+        t => t.as_ref().map(|t| t.get_ref().clone()),
+    };
+    Ok(ServerConfig { listen, token })
+}
+
+fn resolve_export(src: &Source, raw: &raw::Export, env: Option<bool>) -> Result<ExportConfig> {
+    let shm_dir = match &raw.shm_dir {
+        None => PathBuf::from("/dev/shm/vas"),
+        Some(s) if !Path::new(s.get_ref()).is_absolute() => {
+            return Err(src.error(
+                s.span(),
+                "export.shm_dir",
+                format!("{:?} is not an absolute path", s.get_ref()),
+            ))
+        }
+        Some(s) => PathBuf::from(s.get_ref()),
+    };
+    let slots = match &raw.slots {
+        None => 4,
+        Some(s) => src.int_in(s, "export.slots", 2, 64, "slots")?,
+    };
+    let group = match &raw.group {
+        Some(g) if g.get_ref().is_empty() => {
+            return Err(src.error(g.span(), "export.group", "the group name is empty"))
+        }
+        g => g.as_ref().map(|g| g.get_ref().clone()),
+    };
+    Ok(ExportConfig {
+        enabled: env.unwrap_or(raw.enabled.unwrap_or(false)),
+        shm_dir,
+        slots,
+        group,
+    })
+}
+
+fn resolve_reconnect(
+    src: &Source,
+    prefix: &str,
+    raw: &raw::Reconnect,
+    defaults: Option<ReconnectConfig>,
+) -> Result<ReconnectConfig> {
+    let d = defaults.unwrap_or(ReconnectConfig {
+        min_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(30),
+        healthy_after: Duration::from_secs(30),
+        io_timeout: Duration::from_secs(5),
+    });
+    let ms = |v: &Option<Spanned<i64>>, k: &str, min, max, dflt: Duration| -> Result<Duration> {
+        match v {
+            None => Ok(dflt),
+            Some(v) => Ok(Duration::from_millis(src.int_in(
+                v,
+                &format!("{prefix}.{k}"),
+                min,
+                max,
+                "milliseconds",
+            )?)),
+        }
+    };
+    let min_delay = ms(&raw.min_delay_ms, "min_delay_ms", 10, 600_000, d.min_delay)?;
+    let max_delay = ms(&raw.max_delay_ms, "max_delay_ms", 10, 3_600_000, d.max_delay)?;
+    let io_timeout = ms(&raw.io_timeout_ms, "io_timeout_ms", 500, 120_000, d.io_timeout)?;
+    let healthy_after = match &raw.healthy_after_s {
+        None => d.healthy_after,
+        Some(v) => Duration::from_secs(src.int_in(
+            v,
+            &format!("{prefix}.healthy_after_s"),
+            1,
+            86_400,
+            "seconds",
+        )?),
+    };
+    if max_delay < min_delay {
+        let span = raw
+            .max_delay_ms
+            .as_ref()
+            .or(raw.min_delay_ms.as_ref())
+            .map_or(0..0, |v| v.span());
+        return Err(src.error(
+            span,
+            &format!("{prefix}.max_delay_ms"),
+            format!(
+                "max_delay_ms ({} ms) is below min_delay_ms ({} ms)",
+                max_delay.as_millis(),
+                min_delay.as_millis()
+            ),
+        ));
+    }
+    Ok(ReconnectConfig {
+        min_delay,
+        max_delay,
+        healthy_after,
+        io_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("vas.toml"), text, None)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    const ONE: &str = "[[camera]]\nid = \"front\"\nurl = \"rtsp://127.0.0.1/a\"\n";
+
+    #[test]
+    fn defaults() {
+        let c = parse(ONE).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(!c.export.enabled);
+        assert_eq!(c.export.slots, 4);
+        let cam = &c.cameras[0];
+        assert_eq!(cam.export, None);
+        assert_eq!(cam.reconnect.min_delay, Duration::from_millis(500));
+        assert_eq!(cam.reconnect.max_delay, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        // (config text, expected substring of the error)
+        let table: &[(&str, &str)] = &[
+            (
+                "[[camera]]\nid = \"Front\"\nurl = \"rtsp://h/a\"\n",
+                "vas.toml:2:6: camera[0].id: \"Front\" is not a valid camera id",
+            ),
+            (
+                "[[camera]]\nid = \"a\"\nurl = \"http://h/a\"\n",
+                "vas.toml:3:7: camera[0].url: \"http://h/a\" is not an RTSP url",
+            ),
+            (
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/b\"\n",
+                "vas.toml:5:6: camera[1].id: camera id \"a\" is used twice",
+            ),
+            ("[server]\nlisten = \"localhost\"\n", "vas.toml:2:10: server.listen:"),
+            ("[export]\nslots = 1\n", "vas.toml:2:9: export.slots: 1 is out of range: use 2 to 64"),
+            ("[export]\nenabled = \"yes\"\n", "vas.toml:2:11: export.enabled: invalid type: string"),
+            ("[exprot]\nenabled = true\n", "vas.toml:1:2: exprot: unknown field `exprot`"),
+            (
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nrecrod = true\n",
+                "vas.toml:4:1: camera[0].recrod: unknown field `recrod`",
+            ),
+            ("[[camera]]\nid = \"a\"\n", "camera[0]: missing field `url`"),
+            (
+                "[reconnect]\nmin_delay_ms = 5000\nmax_delay_ms = 1000\n",
+                "vas.toml:3:16: reconnect.max_delay_ms: max_delay_ms (1000 ms) is below min_delay_ms (5000 ms)",
+            ),
+            (
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nreconnect = { io_timeout_ms = 1 }\n",
+                "camera[0].reconnect.io_timeout_ms: 1 is out of range",
+            ),
+            ("[server]\ntoken = \"short\"\n", "vas.toml:2:9: server.token: the token is shorter"),
+            ("[export]\nshm_dir = \"shm\"\n", "export.shm_dir: \"shm\" is not an absolute path"),
+            ("[[camera]\n", "vas.toml:1:"),
+        ];
+        for (text, want) in table {
+            let got = err(text);
+            assert!(got.contains(want), "config:\n{text}\nwant: {want}\ngot:  {got}");
+        }
+    }
+
+    #[test]
+    fn credentials_never_appear_in_errors() {
+        let got = err("[[camera]]\nid = \"a\"\nurl = \"http://admin:hunter2@h/a\"\n");
+        assert!(!got.contains("hunter2"), "{got}");
+    }
+
+    #[test]
+    fn camera_ids() {
+        let table = [
+            ("front", true),
+            ("cam_01-b", true),
+            (&"a".repeat(64) as &str, true),
+            (&"a".repeat(65), false),
+            ("", false),
+            ("Front", false),
+            ("a/b", false),
+            ("..", false),
+            ("a b", false),
+            ("caf\u{e9}", false),
+        ];
+        for (id, ok) in table {
+            assert_eq!(is_valid_camera_id(id), ok, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn export_env_overrides_file() {
+        // (file says, env var, effective)
+        let table = [
+            ("false", None, false),
+            ("true", None, true),
+            ("true", Some("false"), false),
+            ("true", Some("0"), false),
+            ("false", Some("1"), true),
+            ("false", Some("TRUE"), true),
+        ];
+        for (file, env, want) in table {
+            let text = format!("[export]\nenabled = {file}\n{ONE}");
+            let env = export_override(env).unwrap();
+            let c = Config::parse(Path::new("vas.toml"), &text, env).unwrap();
+            assert_eq!(c.export.enabled, want, "file {file} env {env:?}");
+            assert_eq!(c.cameras[0].export.is_some(), want);
+        }
+        for bad in ["yes", "", "2", "on"] {
+            let e = export_override(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("AI_FRAME_EXPORT_ENABLED"), "{e}");
+        }
+    }
+
+    #[test]
+    fn per_camera_export_switch_and_reconnect_override() {
+        let text = "[export]\nenabled = true\n[reconnect]\nmax_delay_ms = 8000\n\
+                    [[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nexport = false\n\
+                    [[camera]]\nid = \"b\"\nurl = \"rtsp://h/b\"\nreconnect = { min_delay_ms = 100 }\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.cameras[0].export, None);
+        assert!(c.cameras[1].export.is_some());
+        assert_eq!(c.cameras[0].reconnect.max_delay, Duration::from_secs(8));
+        assert_eq!(c.cameras[1].reconnect.max_delay, Duration::from_secs(8));
+        assert_eq!(c.cameras[1].reconnect.min_delay, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn shipped_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/vas/vas.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(!c.export.enabled || std::env::var(EXPORT_ENV).is_ok());
+    }
+}

@@ -1,0 +1,163 @@
+//! vasd: the VAS daemon. Reads `vas.toml`, runs one thread per camera, serves the API, and
+//! reacts to signals: SIGTERM/SIGINT stop, SIGHUP reloads the config as a diff.
+
+mod api;
+mod camera;
+mod config;
+mod error;
+mod stop;
+mod supervisor;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use clap::Parser;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::Config;
+use crate::supervisor::Supervisor;
+
+#[derive(Parser)]
+#[command(version, about = "VAS video analytics daemon: RTSP ingest, recording, live view, frame export")]
+struct Args {
+    /// Config file.
+    #[arg(long, short, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+
+    /// Validate FILE and exit: 0 if valid, 1 with the error otherwise.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info", env = "VAS_LOG")]
+    log_level: log::LevelFilter,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(file) = &args.check_config {
+        return check_config(file);
+    }
+    init_logging(args.log_level);
+    match run(&args.config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!(target: "vasd", "{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} camera(s), export {})",
+                file.display(),
+                c.cameras.len(),
+                if c.export.enabled { "on" } else { "off" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let config = simplelog::ConfigBuilder::new()
+        // Show the target (cam-<id>, api, vasd) on every line: it names the camera.
+        .set_target_level(log::LevelFilter::Error)
+        .set_location_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .set_time_format_rfc3339()
+        .build();
+    let _ = simplelog::TermLogger::init(
+        level,
+        config,
+        simplelog::TerminalMode::Stderr,
+        simplelog::ColorChoice::Never,
+    );
+}
+
+fn run(config_path: &Path) -> error::Result<()> {
+    let config = Config::load(config_path)?;
+    ffmpeg_next::init().map_err(|e| error::Error::Io {
+        what: "initialising FFmpeg".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    // FFmpeg's own log lines can carry camera URLs with credentials and do not name the camera;
+    // every failure reaches our log through the error values instead.
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Quiet);
+
+    // Register signals before starting threads so none of them inherits default handling
+    // while we are still setting up.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| error::Error::Io {
+        what: "installing signal handlers".into(),
+        source: e,
+    })?;
+
+    let board = Arc::new(RwLock::new(BTreeMap::new()));
+    let api = api::Api::start(config.server.listen, config.server.token.clone(), board.clone())?;
+    log::info!(
+        target: "vasd",
+        "{} camera(s) from {}, export {}, api on http://{}",
+        config.cameras.len(),
+        config_path.display(),
+        if config.export.enabled { "on" } else { "off" },
+        api.addr
+    );
+
+    let mut supervisor = Supervisor::new(board);
+    supervisor.apply(&config.cameras);
+    let mut current = config;
+
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => current = reload(config_path, current, &mut supervisor),
+            _ => {
+                log::info!(target: "vasd", "stopping on signal {signal}");
+                break;
+            }
+        }
+    }
+    supervisor.shutdown();
+    api.stop();
+    log::info!(target: "vasd", "stopped");
+    Ok(())
+}
+
+/// Applies a changed config; a config that does not validate leaves everything as it is.
+fn reload(path: &Path, current: Config, supervisor: &mut Supervisor) -> Config {
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!(target: "vasd", "reload refused, keeping the running config: {e}");
+            return current;
+        }
+    };
+    if new.server != current.server {
+        log::warn!(
+            target: "vasd",
+            "[server] changes take effect at the next start, not on reload"
+        );
+    }
+    let plan = supervisor.apply(&new.cameras);
+    log::info!(
+        target: "vasd",
+        "reloaded: started {:?}, stopped {:?}, restarted {:?}, unchanged {}",
+        plan.start,
+        plan.stop,
+        plan.restart,
+        plan.keep.len()
+    );
+    Config {
+        server: current.server,
+        ..new
+    }
+}
