@@ -366,8 +366,20 @@ fn resolve_reconnect(
         }
     };
     let min_delay = ms(&raw.min_delay_ms, "min_delay_ms", 10, 600_000, d.min_delay)?;
-    let max_delay = ms(&raw.max_delay_ms, "max_delay_ms", 10, 3_600_000, d.max_delay)?;
-    let io_timeout = ms(&raw.io_timeout_ms, "io_timeout_ms", 500, 120_000, d.io_timeout)?;
+    let max_delay = ms(
+        &raw.max_delay_ms,
+        "max_delay_ms",
+        10,
+        3_600_000,
+        d.max_delay,
+    )?;
+    let io_timeout = ms(
+        &raw.io_timeout_ms,
+        "io_timeout_ms",
+        500,
+        120_000,
+        d.io_timeout,
+    )?;
     let healthy_after = match &raw.healthy_after_s {
         None => d.healthy_after,
         Some(v) => Duration::from_secs(src.int_in(
@@ -467,7 +479,10 @@ mod tests {
         ];
         for (text, want) in table {
             let got = err(text);
-            assert!(got.contains(want), "config:\n{text}\nwant: {want}\ngot:  {got}");
+            assert!(
+                got.contains(want),
+                "config:\n{text}\nwant: {want}\ngot:  {got}"
+            );
         }
     }
 

@@ -86,7 +86,16 @@ mod tests {
 
     #[test]
     fn fault_words_in_logs_match_the_status_api() {
-        for f in [Unreachable, NotFound, Unauthorized, Protocol, NoVideo, Stalled, Ended, Other] {
+        for f in [
+            Unreachable,
+            NotFound,
+            Unauthorized,
+            Protocol,
+            NoVideo,
+            Stalled,
+            Ended,
+            Other,
+        ] {
             assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{f}\""));
         }
     }

@@ -5,6 +5,7 @@ mod api;
 mod camera;
 mod config;
 mod error;
+mod export;
 mod stop;
 mod supervisor;
 
@@ -21,7 +22,10 @@ use crate::config::Config;
 use crate::supervisor::Supervisor;
 
 #[derive(Parser)]
-#[command(version, about = "VAS video analytics daemon: RTSP ingest, recording, live view, frame export")]
+#[command(
+    version,
+    about = "VAS video analytics daemon: RTSP ingest, recording, live view, frame export"
+)]
 struct Args {
     /// Config file.
     #[arg(long, short, default_value = config::DEFAULT_PATH)]
@@ -103,7 +107,11 @@ fn run(config_path: &Path) -> error::Result<()> {
     })?;
 
     let board = Arc::new(RwLock::new(BTreeMap::new()));
-    let api = api::Api::start(config.server.listen, config.server.token.clone(), board.clone())?;
+    let api = api::Api::start(
+        config.server.listen,
+        config.server.token.clone(),
+        board.clone(),
+    )?;
     log::info!(
         target: "vasd",
         "{} camera(s) from {}, export {}, api on http://{}",

@@ -116,7 +116,9 @@ mod tests {
     use std::path::Path;
 
     fn cams(text: &str) -> Vec<CameraConfig> {
-        Config::parse(Path::new("t.toml"), text, None).unwrap().cameras
+        Config::parse(Path::new("t.toml"), text, None)
+            .unwrap()
+            .cameras
     }
 
     #[test]

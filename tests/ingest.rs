@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use daemon::{camera, Vasd};
-use support::{closed_port, wait_until, GarbageServer, RtspServer};
+use support::{closed_port, wait_until, GarbageMode, GarbageServer, RtspServer};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -52,7 +52,10 @@ fn several_cameras_stream_with_their_geometry() {
         assert!(names.contains(&format!("cam-{id}")), "{names:?}");
     }
     let log = v.log();
-    assert!(log.contains("cam-c720"), "log lines name the camera:\n{log}");
+    assert!(
+        log.contains("cam-c720"),
+        "log lines name the camera:\n{log}"
+    );
 }
 
 /// Kill, restart, stall, resume and client drops of the server: every camera comes back on
@@ -114,7 +117,9 @@ fn every_camera_recovers_from_server_failures_without_leaks() {
 #[test]
 fn bad_sources_get_clear_errors_while_the_others_stream() {
     let server = RtspServer::start(&[("good", "cam720.mp4"), ("silent", "audio_only.mp4")]);
-    let garbage = GarbageServer::start();
+    let garbage = GarbageServer::start(GarbageMode::Close);
+    let garbage_open = GarbageServer::start(GarbageMode::KeepOpen);
+    let silent = GarbageServer::start(GarbageMode::Silent);
     let api_port = daemon::free_port();
     let cams = [
         camera("good", &server.url("good")),
@@ -127,6 +132,11 @@ fn bad_sources_get_clear_errors_while_the_others_stream() {
         camera("http", &format!("rtsp://127.0.0.1:{api_port}/api")),
         camera("garbage", &format!("rtsp://127.0.0.1:{}/x", garbage.port())),
         camera("novideo", &server.url("silent")),
+        camera("mute", &format!("rtsp://127.0.0.1:{}/x", silent.port())),
+        camera(
+            "garbage_open",
+            &format!("rtsp://127.0.0.1:{}/x", garbage_open.port()),
+        ),
     ]
     .concat();
     let v = Vasd::start_on_port(&cams, api_port);
@@ -137,6 +147,9 @@ fn bad_sources_get_clear_errors_while_the_others_stream() {
         ("http", "protocol"),
         ("garbage", "protocol"),
         ("novideo", "no_video"),
+        // A peer that accepts and then sends nothing valid within the I/O timeout.
+        ("mute", "stalled"),
+        ("garbage_open", "stalled"),
     ];
     for (id, fault) in table {
         wait_until(T, &format!("{id} reports {fault}"), || {
@@ -222,7 +235,7 @@ fn sighup_starts_stops_and_restarts_only_what_changed() {
 /// (the I/O timeout is set far longer so only the interrupt callback can end the read).
 #[test]
 fn sigterm_exits_within_two_seconds_with_stalled_cameras() {
-    let server = RtspServer::start(&[("s", "cam720.mp4")]);
+    let mut server = RtspServer::start(&[("s", "cam720.mp4")]);
     let slow = |id: &str| {
         format!(
             "[[camera]]\nid = \"{id}\"\nurl = \"{}\"\nreconnect = {{ io_timeout_ms = 60000 }}\n",
@@ -247,7 +260,7 @@ fn sigterm_exits_within_two_seconds_with_stalled_cameras() {
 /// Same with the camera stalled before it was even opened (blocked in DESCRIBE).
 #[test]
 fn sigterm_exits_within_two_seconds_while_opening_a_stalled_camera() {
-    let server = RtspServer::start(&[("s", "cam720.mp4")]);
+    let mut server = RtspServer::start(&[("s", "cam720.mp4")]);
     server.stall();
     let mut v = Vasd::start(&format!(
         "[[camera]]\nid = \"opening\"\nurl = \"{}\"\nreconnect = {{ io_timeout_ms = 60000 }}\n",
@@ -284,7 +297,11 @@ fn check_config_exits_zero_or_one_with_the_error() {
     let good = dir.path().join("good.toml");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&good, camera("a", "rtsp://127.0.0.1/a")).unwrap();
-    std::fs::write(&bad, "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nslots = 3\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nslots = 3\n",
+    )
+    .unwrap();
     let run = |file: &std::path::Path, env: Option<&str>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vasd"));
         cmd.arg("--check-config").arg(file);

@@ -32,10 +32,7 @@ impl Api {
             addr: listen.to_string(),
             message: e.to_string(),
         })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .unwrap_or(listen);
+        let addr = server.server_addr().to_ip().unwrap_or(listen);
         let server = Arc::new(server);
         let thread = {
             let server = server.clone();

@@ -107,7 +107,13 @@ mod tests {
     #[test]
     fn jitter_stays_within_half_and_full_step() {
         // (jitter unit, first delay ms) for min 1000 ms
-        let table = [(0.0, 500), (0.5, 750), (0.998, 999), (7.0, 1000), (-1.0, 500)];
+        let table = [
+            (0.0, 500),
+            (0.5, 750),
+            (0.998, 999),
+            (7.0, 1000),
+            (-1.0, 500),
+        ];
         for (unit, want) in table {
             let mut b = Backoff::new(MS(1000), MS(8000), MS(1000), Fixed(unit));
             assert_eq!(b.next_delay(Duration::ZERO), MS(want), "jitter {unit}");

@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::Packet;
 
-pub use self::url::redact_url;
 use self::backoff::{Backoff, RandomJitter};
 use self::fanout::{AccessUnit, Fanout};
 use self::session::{Session, SessionEnd};
 use self::status::{unix_ms, CameraState, CameraStatus};
+pub use self::url::redact_url;
 use crate::config::CameraConfig;
 use crate::error::CameraFault;
+use crate::export::FrameTap;
 use crate::stop::StopSignal;
 
 /// A running camera thread and what the supervisor needs to manage it.
@@ -39,7 +40,11 @@ pub struct CameraHandle {
 impl CameraHandle {
     /// Starts the `cam-<id>` thread.
     pub fn spawn(config: CameraConfig) -> std::io::Result<CameraHandle> {
-        let status = Arc::new(CameraStatus::new(&config.id, redact_url(&config.url)));
+        let status = Arc::new(CameraStatus::new(
+            &config.id,
+            redact_url(&config.url),
+            config.export.is_some(),
+        ));
         let stop = Arc::new(StopSignal::new());
         let thread = {
             let (config, status, stop) = (config.clone(), status.clone(), stop.clone());
@@ -80,17 +85,25 @@ struct CameraThread {
     stop: Arc<StopSignal>,
     log: String,
     fanout: Fanout,
+    /// The decode boundary's frame tap; `None` when the export is off for this camera, and
+    /// then nothing is decoded.
+    tap: Option<FrameTap>,
 }
 
 impl CameraThread {
     fn new(cam: CameraConfig, status: Arc<CameraStatus>, stop: Arc<StopSignal>) -> CameraThread {
         let log = log_target(&cam.id);
+        let tap = cam
+            .export
+            .as_ref()
+            .map(|target| FrameTap::new(&cam.id, target, status.clone()));
         CameraThread {
             cam,
             status,
             stop,
             log,
             fanout: Fanout::default(),
+            tap,
         }
     }
 
@@ -140,9 +153,15 @@ impl CameraThread {
                     last_fault = None;
                     self.status.set_stream(session.info.clone());
                     self.status.set_state(CameraState::Streaming);
+                    if let Some(tap) = self.tap.as_mut() {
+                        tap.start_session(&session.video_stream());
+                    }
                     let started = Instant::now();
                     let end = self.stream(&mut session, sessions);
                     streamed_for = started.elapsed();
+                    if let Some(tap) = self.tap.as_mut() {
+                        tap.end_session();
+                    }
                     end
                 }
                 Err(end) => end,
@@ -194,6 +213,9 @@ impl CameraThread {
                     key,
                     received_unix_ms: now_ms,
                 });
+            }
+            if let Some(tap) = self.tap.as_mut() {
+                tap.decode(&packet);
             }
         }
     }

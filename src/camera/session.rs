@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::context::Input;
 use ffmpeg::packet::Mut as _;
 use ffmpeg::{Dictionary, Packet};
+use ffmpeg_next as ffmpeg;
 
 use super::status::StreamInfo;
 use crate::config::CameraConfig;
@@ -79,27 +79,28 @@ impl Session {
         // and the first key frame, so one second of analysis is plenty and keeps start fast.
         options.set("analyzeduration", "1000000");
 
+        let opening = Instant::now();
         let interrupt = {
             let deadline = deadline.clone();
             let stop = stop.clone();
             move || stop.is_raised() || deadline.passed()
         };
-        let input = ffmpeg::format::input_with_interrupt_and_dictionary(
-            &cam.url,
-            interrupt,
-            options,
-        )
-        .map_err(|e| classify(e, stop, "open", io_timeout))?;
+        let input =
+            ffmpeg::format::input_with_interrupt_and_dictionary(&cam.url, interrupt, options)
+                .map_err(|e| classify(e, stop, "open", io_timeout, opening.elapsed()))?;
 
-        let stream = input.streams().best(ffmpeg::media::Type::Video).ok_or_else(|| {
-            SessionEnd::Fault(
-                CameraFault::NoVideo,
-                format!(
-                    "the stream has no video track ({} track(s) of other kinds)",
-                    input.streams().count()
-                ),
-            )
-        })?;
+        let stream = input
+            .streams()
+            .best(ffmpeg::media::Type::Video)
+            .ok_or_else(|| {
+                SessionEnd::Fault(
+                    CameraFault::NoVideo,
+                    format!(
+                        "the stream has no video track ({} track(s) of other kinds)",
+                        input.streams().count()
+                    ),
+                )
+            })?;
         let params = stream.parameters();
         // SAFETY: `params` owns a valid AVCodecParameters for the duration of this block; we
         // only read two plain integer fields ffmpeg-next has no accessor for.
@@ -126,6 +127,7 @@ impl Session {
     pub fn read_video(&mut self, packet: &mut Packet) -> Result<(), SessionEnd> {
         loop {
             self.deadline.arm(self.io_timeout);
+            let reading = Instant::now();
             // av_read_frame overwrites the packet without releasing what it held; release the
             // previous buffer reference first (consumers hold their own references).
             // SAFETY: the packet is a valid, owned AVPacket; unref leaves it blank and reusable.
@@ -139,7 +141,10 @@ impl Session {
                     }
                     continue;
                 }
-                Err(e) => return Err(classify(e, &self.stop, "read", self.io_timeout)),
+                Err(e) => {
+                    let waited = reading.elapsed();
+                    return Err(classify(e, &self.stop, "read", self.io_timeout, waited));
+                }
             }
         }
     }
@@ -151,23 +156,38 @@ impl Session {
     }
 }
 
-/// Maps an FFmpeg error to a fault a user can act on.
-fn classify(e: ffmpeg::Error, stop: &StopSignal, phase: &str, io_timeout: Duration) -> SessionEnd {
+/// Maps an FFmpeg error to a fault a user can act on. `waited` is how long the failed call
+/// ran: the RTSP demuxer reports a socket timeout during DESCRIBE or SETUP as "invalid data"
+/// (the reply it waited for has status 0), so a failure after a full I/O timeout is a stall.
+fn classify(
+    e: ffmpeg::Error,
+    stop: &StopSignal,
+    phase: &str,
+    io_timeout: Duration,
+    waited: Duration,
+) -> SessionEnd {
     use ffmpeg::Error as E;
     if stop.is_raised() {
         return SessionEnd::Stopped;
     }
-    let timeout = format!(
-        "no data for {} ms during {phase}",
-        io_timeout.as_millis()
-    );
+    let timed_out = waited >= io_timeout;
+    let timeout = match phase {
+        "open" => format!("no valid RTSP reply within {} ms", io_timeout.as_millis()),
+        _ => format!("no data for {} ms", io_timeout.as_millis()),
+    };
     let (fault, detail) = match e {
         // Our interrupt fired without a stop: the deadline passed.
         E::Exit => (CameraFault::Stalled, timeout),
+        E::InvalidData if timed_out => (CameraFault::Stalled, timeout),
         E::Other { errno } if errno == libc::ETIMEDOUT => (CameraFault::Stalled, timeout),
         E::Other { errno }
-            if [libc::ECONNREFUSED, libc::EHOSTUNREACH, libc::ENETUNREACH, libc::ECONNRESET]
-                .contains(&errno) =>
+            if [
+                libc::ECONNREFUSED,
+                libc::EHOSTUNREACH,
+                libc::ENETUNREACH,
+                libc::ECONNRESET,
+            ]
+            .contains(&errno) =>
         {
             (CameraFault::Unreachable, format!("{phase}: {e}"))
         }
@@ -179,15 +199,19 @@ fn classify(e: ffmpeg::Error, stop: &StopSignal, phase: &str, io_timeout: Durati
             CameraFault::Unauthorized,
             format!("{phase}: the server refused the credentials ({e})"),
         ),
-        E::HttpBadRequest | E::HttpOther4xx | E::HttpServerError => {
-            (CameraFault::Protocol, format!("{phase}: the server answered {e}"))
-        }
+        E::HttpBadRequest | E::HttpOther4xx | E::HttpServerError => (
+            CameraFault::Protocol,
+            format!("{phase}: the server answered {e}"),
+        ),
         E::InvalidData => (
             CameraFault::Protocol,
             format!("{phase}: the peer does not speak RTSP or sent data FFmpeg cannot parse"),
         ),
         E::StreamNotFound => (CameraFault::NoVideo, format!("{phase}: {e}")),
-        E::Eof => (CameraFault::Ended, format!("{phase}: the server ended the stream")),
+        E::Eof => (
+            CameraFault::Ended,
+            format!("{phase}: the server ended the stream"),
+        ),
         // FFmpeg turns a failed name lookup into EIO.
         E::Other { errno } if errno == libc::EIO => (
             CameraFault::Unreachable,

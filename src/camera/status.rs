@@ -61,13 +61,33 @@ pub struct CameraStatus {
     pub failures: AtomicU64,
     pub last_packet_unix_ms: AtomicU64,
     pub last_key_frame_unix_ms: AtomicU64,
+    /// Present only for a camera whose frames are exported; `None` costs nothing.
+    pub export: Option<ExportCounters>,
     text: Mutex<Text>,
+}
+
+/// Frame export figures of one camera.
+#[derive(Debug, Default)]
+pub struct ExportCounters {
+    pub frames_decoded: AtomicU64,
+    pub frames_exported: AtomicU64,
+    pub decode_errors: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Text {
     last_error: Option<LastError>,
     stream: Option<StreamInfo>,
+    export_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSnapshot {
+    pub frames_decoded: u64,
+    pub frames_exported: u64,
+    pub decode_errors: u64,
+    /// Why frames of this camera are not exported, if they are not.
+    pub error: Option<String>,
 }
 
 /// What `/api/cameras` shows for one camera.
@@ -85,6 +105,7 @@ pub struct CameraSnapshot {
     pub last_key_frame_unix_ms: Option<u64>,
     pub stream: Option<StreamInfo>,
     pub last_error: Option<LastError>,
+    pub export: Option<ExportSnapshot>,
 }
 
 pub fn unix_ms() -> u64 {
@@ -94,7 +115,7 @@ pub fn unix_ms() -> u64 {
 }
 
 impl CameraStatus {
-    pub fn new(id: &str, url_redacted: String) -> CameraStatus {
+    pub fn new(id: &str, url_redacted: String, exported: bool) -> CameraStatus {
         CameraStatus {
             id: id.to_string(),
             url_redacted,
@@ -106,6 +127,7 @@ impl CameraStatus {
             failures: AtomicU64::new(0),
             last_packet_unix_ms: AtomicU64::new(0),
             last_key_frame_unix_ms: AtomicU64::new(0),
+            export: exported.then(ExportCounters::default),
             text: Mutex::new(Text::default()),
         }
     }
@@ -133,6 +155,11 @@ impl CameraStatus {
             message,
             at_unix_ms: unix_ms(),
         });
+    }
+
+    /// Records why the export of this camera stopped, or `None` once it works again.
+    pub fn set_export_error(&self, error: Option<String>) {
+        self.text().export_error = error;
     }
 
     /// Counts one packet of the video stream.
@@ -164,6 +191,12 @@ impl CameraStatus {
             last_key_frame_unix_ms: nonzero(self.last_key_frame_unix_ms.load(Ordering::Relaxed)),
             stream: text.stream.clone(),
             last_error: text.last_error.clone(),
+            export: self.export.as_ref().map(|e| ExportSnapshot {
+                frames_decoded: e.frames_decoded.load(Ordering::Relaxed),
+                frames_exported: e.frames_exported.load(Ordering::Relaxed),
+                decode_errors: e.decode_errors.load(Ordering::Relaxed),
+                error: text.export_error.clone(),
+            }),
         }
     }
 }

@@ -9,11 +9,7 @@ pub fn redact_url(url: &str) -> String {
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***@{}",
-            &url[..scheme_end + 3],
-            &rest[at + 1..]
-        ),
+        Some(at) => format!("{}***@{}", &url[..scheme_end + 3], &rest[at + 1..]),
         None => url.to_string(),
     }
 }
@@ -26,7 +22,10 @@ mod tests {
     fn table() {
         let table = [
             ("rtsp://h/a", "rtsp://h/a"),
-            ("rtsp://admin:secret@10.0.0.5:554/s1", "rtsp://***@10.0.0.5:554/s1"),
+            (
+                "rtsp://admin:secret@10.0.0.5:554/s1",
+                "rtsp://***@10.0.0.5:554/s1",
+            ),
             ("rtsp://admin@h/a", "rtsp://***@h/a"),
             ("rtsp://u:p%40ss@h/a", "rtsp://***@h/a"),
             ("rtsp://u:p@ss@h/a", "rtsp://***@h/a"),

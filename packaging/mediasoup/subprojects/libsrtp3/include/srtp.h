@@ -1,0 +1,106 @@
+/*
+ * VAS offline build of mediasoup-sys: <srtp.h> as mediasoup's worker expects
+ * it from libsrtp 3, mapped onto vas_srtp3_compat.h (implemented over Debian's
+ * libsrtp2). Only the names mediasoup uses are provided.
+ *
+ * The names are macros, so a translation unit that includes this header sees
+ * only the prefixed vas_srtp3_* identifiers; this header must never be
+ * included together with libsrtp2's <srtp2/srtp.h>.
+ */
+
+#ifndef VAS_SRTP3_COMPAT_SRTP_H
+#define VAS_SRTP3_COMPAT_SRTP_H
+
+#include "vas_srtp3_compat.h"
+
+#define SRTP_MAX_TAG_LEN VAS_SRTP3_MAX_TAG_LEN
+#define SRTP_MAX_MKI_LEN VAS_SRTP3_MAX_MKI_LEN
+#define SRTP_MAX_TRAILER_LEN VAS_SRTP3_MAX_TRAILER_LEN
+
+/* Types. */
+#define srtp_err_status_t vas_srtp3_err_status_t
+#define srtp_profile_t vas_srtp3_profile_t
+#define srtp_ssrc_type_t vas_srtp3_ssrc_type_t
+#define srtp_ssrc_t vas_srtp3_ssrc_t
+#define srtp_event_t vas_srtp3_event_t
+#define srtp_event_data_t vas_srtp3_event_data_t
+#define srtp_event_handler_func_t vas_srtp3_event_handler_func_t
+#define srtp_policy_t vas_srtp3_policy_t
+#define srtp_t vas_srtp3_t
+
+/* Error codes. */
+#define srtp_err_status_ok vas_srtp3_err_status_ok
+#define srtp_err_status_fail vas_srtp3_err_status_fail
+#define srtp_err_status_bad_param vas_srtp3_err_status_bad_param
+#define srtp_err_status_alloc_fail vas_srtp3_err_status_alloc_fail
+#define srtp_err_status_dealloc_fail vas_srtp3_err_status_dealloc_fail
+#define srtp_err_status_init_fail vas_srtp3_err_status_init_fail
+#define srtp_err_status_terminus vas_srtp3_err_status_terminus
+#define srtp_err_status_auth_fail vas_srtp3_err_status_auth_fail
+#define srtp_err_status_cipher_fail vas_srtp3_err_status_cipher_fail
+#define srtp_err_status_replay_fail vas_srtp3_err_status_replay_fail
+#define srtp_err_status_replay_old vas_srtp3_err_status_replay_old
+#define srtp_err_status_algo_fail vas_srtp3_err_status_algo_fail
+#define srtp_err_status_no_such_op vas_srtp3_err_status_no_such_op
+#define srtp_err_status_no_ctx vas_srtp3_err_status_no_ctx
+#define srtp_err_status_cant_check vas_srtp3_err_status_cant_check
+#define srtp_err_status_key_expired vas_srtp3_err_status_key_expired
+#define srtp_err_status_socket_err vas_srtp3_err_status_socket_err
+#define srtp_err_status_signal_err vas_srtp3_err_status_signal_err
+#define srtp_err_status_nonce_bad vas_srtp3_err_status_nonce_bad
+#define srtp_err_status_read_fail vas_srtp3_err_status_read_fail
+#define srtp_err_status_write_fail vas_srtp3_err_status_write_fail
+#define srtp_err_status_parse_err vas_srtp3_err_status_parse_err
+#define srtp_err_status_encode_err vas_srtp3_err_status_encode_err
+#define srtp_err_status_semaphore_err vas_srtp3_err_status_semaphore_err
+#define srtp_err_status_pfkey_err vas_srtp3_err_status_pfkey_err
+#define srtp_err_status_bad_mki vas_srtp3_err_status_bad_mki
+#define srtp_err_status_pkt_idx_old vas_srtp3_err_status_pkt_idx_old
+#define srtp_err_status_pkt_idx_adv vas_srtp3_err_status_pkt_idx_adv
+#define srtp_err_status_buffer_small vas_srtp3_err_status_buffer_small
+#define srtp_err_status_cryptex_err vas_srtp3_err_status_cryptex_err
+
+/* Profiles. */
+#define srtp_profile_reserved vas_srtp3_profile_reserved
+#define srtp_profile_aes128_cm_sha1_80 vas_srtp3_profile_aes128_cm_sha1_80
+#define srtp_profile_aes128_cm_sha1_32 vas_srtp3_profile_aes128_cm_sha1_32
+#define srtp_profile_null_sha1_80 vas_srtp3_profile_null_sha1_80
+#define srtp_profile_null_sha1_32 vas_srtp3_profile_null_sha1_32
+#define srtp_profile_aead_aes_128_gcm vas_srtp3_profile_aead_aes_128_gcm
+#define srtp_profile_aead_aes_256_gcm vas_srtp3_profile_aead_aes_256_gcm
+
+/* SSRC types. */
+#define ssrc_undefined vas_srtp3_ssrc_undefined
+#define ssrc_specific vas_srtp3_ssrc_specific
+#define ssrc_any_inbound vas_srtp3_ssrc_any_inbound
+#define ssrc_any_outbound vas_srtp3_ssrc_any_outbound
+
+/* Events. */
+#define event_ssrc_collision vas_srtp3_event_ssrc_collision
+#define event_key_soft_limit vas_srtp3_event_key_soft_limit
+#define event_key_hard_limit vas_srtp3_event_key_hard_limit
+#define event_packet_index_limit vas_srtp3_event_packet_index_limit
+
+/* Functions. */
+#define srtp_init vas_srtp3_init
+#define srtp_shutdown vas_srtp3_shutdown
+#define srtp_get_version_string vas_srtp3_get_version_string
+#define srtp_install_event_handler vas_srtp3_install_event_handler
+#define srtp_profile_get_master_key_length vas_srtp3_profile_get_master_key_length
+#define srtp_profile_get_master_salt_length vas_srtp3_profile_get_master_salt_length
+#define srtp_policy_create vas_srtp3_policy_create
+#define srtp_policy_set_ssrc vas_srtp3_policy_set_ssrc
+#define srtp_policy_set_profile vas_srtp3_policy_set_profile
+#define srtp_policy_add_key vas_srtp3_policy_add_key
+#define srtp_policy_set_allow_repeat_tx vas_srtp3_policy_set_allow_repeat_tx
+#define srtp_policy_set_window_size vas_srtp3_policy_set_window_size
+#define srtp_policy_destroy vas_srtp3_policy_destroy
+#define srtp_create vas_srtp3_create
+#define srtp_dealloc vas_srtp3_dealloc
+#define srtp_stream_remove vas_srtp3_stream_remove
+#define srtp_protect vas_srtp3_protect
+#define srtp_unprotect vas_srtp3_unprotect
+#define srtp_protect_rtcp vas_srtp3_protect_rtcp
+#define srtp_unprotect_rtcp vas_srtp3_unprotect_rtcp
+
+#endif /* VAS_SRTP3_COMPAT_SRTP_H */
