@@ -6,7 +6,7 @@
 //! whether a camera must restart.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,7 +26,47 @@ pub struct Config {
     pub file: PathBuf,
     pub server: ServerConfig,
     pub export: ExportConfig,
+    pub live: LiveConfig,
+    pub record: RecordConfig,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// The WebRTC side of the live view. Changes take effect at the next start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    /// Address the WebRTC transports listen on (UDP).
+    pub listen_ip: IpAddr,
+    /// Address announced to viewers in ICE candidates, for NAT; `None` announces `listen_ip`.
+    pub announced_address: Option<String>,
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// Viewers of one camera at once.
+    pub max_viewers: u32,
+}
+
+/// Where and how a camera is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordTarget {
+    pub dir: PathBuf,
+    pub segment: Duration,
+    /// Segments older than this many days are deleted; `None` keeps them by age.
+    pub keep_days: Option<u32>,
+    /// The camera's segments beyond this many bytes are deleted, oldest first.
+    pub max_bytes: Option<u64>,
+    /// Access units the recorder queue holds before the camera thread drops instead.
+    pub queue_units: usize,
+}
+
+/// Global recording settings (defaults of every camera's [`RecordTarget`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordConfig {
+    pub dir: PathBuf,
+    pub segment: Duration,
+    pub keep_days: Option<u32>,
+    pub max_bytes: Option<u64>,
+    /// All cameras' segments together beyond this many bytes: the oldest go first.
+    pub total_max_bytes: Option<u64>,
+    pub queue_units: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +101,9 @@ pub struct ReconnectConfig {
 pub struct CameraConfig {
     pub id: String,
     pub url: String,
-    pub record: bool,
+    /// Recording settings if this camera is recorded.
+    pub record: Option<RecordTarget>,
+    /// Whether this camera feeds the live view.
     pub live: bool,
     /// The frame export target if export is on both globally and for this camera.
     pub export: Option<ExportTarget>,
@@ -88,7 +130,40 @@ mod raw {
         #[serde(default)]
         pub reconnect: Reconnect,
         #[serde(default)]
+        pub record: Record,
+        #[serde(default)]
+        pub live: Live,
+        #[serde(default)]
         pub camera: Vec<Camera>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Record {
+        pub dir: Option<Spanned<String>>,
+        pub segment_seconds: Option<Spanned<i64>>,
+        pub keep_days: Option<Spanned<i64>>,
+        pub max_bytes: Option<Spanned<Size>>,
+        pub total_max_bytes: Option<Spanned<Size>>,
+        pub queue_units: Option<Spanned<i64>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Live {
+        pub listen_ip: Option<Spanned<String>>,
+        pub announced_address: Option<Spanned<String>>,
+        pub udp_port_min: Option<Spanned<i64>>,
+        pub udp_port_max: Option<Spanned<i64>>,
+        pub max_viewers: Option<Spanned<i64>>,
+    }
+
+    /// A byte count: an integer, or a string with a unit ("500M", "2GiB", "1.5T").
+    #[derive(Deserialize, Clone)]
+    #[serde(untagged)]
+    pub enum Size {
+        Bytes(i64),
+        Text(String),
     }
 
     #[derive(Deserialize, Default)]
@@ -124,6 +199,8 @@ mod raw {
         pub record: Option<bool>,
         pub live: Option<bool>,
         pub export: Option<bool>,
+        pub keep_days: Option<Spanned<i64>>,
+        pub max_bytes: Option<Spanned<Size>>,
         #[serde(default)]
         pub reconnect: Reconnect,
     }
@@ -222,6 +299,8 @@ impl Config {
         let server = resolve_server(&src, &raw.server)?;
         let export = resolve_export(&src, &raw.export, export_env)?;
         let defaults = resolve_reconnect(&src, "reconnect", &raw.reconnect, None)?;
+        let record = resolve_record(&src, &raw.record)?;
+        let live = resolve_live(&src, &raw.live)?;
 
         let mut seen = BTreeSet::new();
         let mut cameras = Vec::with_capacity(raw.camera.len());
@@ -256,10 +335,24 @@ impl Config {
                 ));
             }
             let export_on = cam.export.unwrap_or(true) && export.enabled;
+            let keep_days = match &cam.keep_days {
+                Some(v) => days(&src, v, &key("keep_days"))?,
+                None => record.keep_days,
+            };
+            let max_bytes = match &cam.max_bytes {
+                Some(v) => size(&src, v, &key("max_bytes"))?,
+                None => record.max_bytes,
+            };
             cameras.push(CameraConfig {
                 id: id.clone(),
                 url: url.clone(),
-                record: cam.record.unwrap_or(false),
+                record: cam.record.unwrap_or(false).then(|| RecordTarget {
+                    dir: record.dir.clone(),
+                    segment: record.segment,
+                    keep_days,
+                    max_bytes,
+                    queue_units: record.queue_units,
+                }),
                 live: cam.live.unwrap_or(false),
                 export: export_on.then(|| ExportTarget {
                     shm_dir: export.shm_dir.clone(),
@@ -279,6 +372,8 @@ impl Config {
             file: file.to_path_buf(),
             server,
             export,
+            live,
+            record,
             cameras,
         })
     }
@@ -338,6 +433,145 @@ fn resolve_export(src: &Source, raw: &raw::Export, env: Option<bool>) -> Result<
         shm_dir,
         slots,
         group,
+    })
+}
+
+/// `0` means no limit.
+fn days(src: &Source, v: &Spanned<i64>, key: &str) -> Result<Option<u32>> {
+    let d: u32 = src.int_in(v, key, 0, 36_500, "days (0 = keep by age forever)")?;
+    Ok((d > 0).then_some(d))
+}
+
+/// Parses a byte count; `0` means no limit.
+fn size(src: &Source, v: &Spanned<raw::Size>, key: &str) -> Result<Option<u64>> {
+    let bad = |why: &str| src.error(v.span(), key, why.to_string());
+    let bytes = match v.get_ref() {
+        raw::Size::Bytes(b) if *b < 0 => return Err(bad("a size cannot be negative")),
+        raw::Size::Bytes(b) => *b as u64,
+        raw::Size::Text(t) => parse_size(t).ok_or_else(|| {
+            bad(&format!(
+                "{t:?} is not a size: use bytes (1000000) or a number with K, M, G or T \
+                 (powers of 1024, e.g. \"500G\" or \"1.5TiB\")"
+            ))
+        })?,
+    };
+    Ok((bytes > 0).then_some(bytes))
+}
+
+/// "500G", "1.5TiB", "200 MB" (binary units), "123".
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    let bytes = num * (1u64 << shift) as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+fn resolve_record(src: &Source, raw: &raw::Record) -> Result<RecordConfig> {
+    let dir = match &raw.dir {
+        None => PathBuf::from("/var/lib/vas/recordings"),
+        Some(s) if !Path::new(s.get_ref()).is_absolute() => {
+            return Err(src.error(
+                s.span(),
+                "record.dir",
+                format!("{:?} is not an absolute path", s.get_ref()),
+            ))
+        }
+        Some(s) => PathBuf::from(s.get_ref()),
+    };
+    let segment = match &raw.segment_seconds {
+        None => Duration::from_secs(60),
+        Some(v) => {
+            Duration::from_secs(src.int_in(v, "record.segment_seconds", 2, 3600, "seconds")?)
+        }
+    };
+    let keep_days = match &raw.keep_days {
+        None => Some(7),
+        Some(v) => days(src, v, "record.keep_days")?,
+    };
+    let max_bytes = match &raw.max_bytes {
+        None => None,
+        Some(v) => size(src, v, "record.max_bytes")?,
+    };
+    let total_max_bytes = match &raw.total_max_bytes {
+        None => None,
+        Some(v) => size(src, v, "record.total_max_bytes")?,
+    };
+    let queue_units = match &raw.queue_units {
+        None => 512,
+        Some(v) => src.int_in(v, "record.queue_units", 16, 100_000, "access units")?,
+    };
+    Ok(RecordConfig {
+        dir,
+        segment,
+        keep_days,
+        max_bytes,
+        total_max_bytes,
+        queue_units,
+    })
+}
+
+fn resolve_live(src: &Source, raw: &raw::Live) -> Result<LiveConfig> {
+    let listen_ip = match &raw.listen_ip {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(s) => s.get_ref().parse().map_err(|_| {
+            src.error(
+                s.span(),
+                "live.listen_ip",
+                format!(
+                    "{:?} is not an IP address: use e.g. \"0.0.0.0\" or \"192.0.2.5\"",
+                    s.get_ref()
+                ),
+            )
+        })?,
+    };
+    let announced_address = match &raw.announced_address {
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(src.error(s.span(), "live.announced_address", "the address is empty"))
+        }
+        s => s.as_ref().map(|s| s.get_ref().clone()),
+    };
+    let udp_port_min = match &raw.udp_port_min {
+        None => 40000,
+        Some(v) => src.int_in(v, "live.udp_port_min", 1024, 65535, "(a UDP port)")?,
+    };
+    let udp_port_max: u16 = match &raw.udp_port_max {
+        None => 40999,
+        Some(v) => src.int_in(v, "live.udp_port_max", 1024, 65535, "(a UDP port)")?,
+    };
+    if udp_port_max < udp_port_min {
+        let span = raw
+            .udp_port_max
+            .as_ref()
+            .or(raw.udp_port_min.as_ref())
+            .map_or(0..0, |v| v.span());
+        return Err(src.error(
+            span,
+            "live.udp_port_max",
+            format!("udp_port_max ({udp_port_max}) is below udp_port_min ({udp_port_min})"),
+        ));
+    }
+    let max_viewers = match &raw.max_viewers {
+        None => 16,
+        Some(v) => src.int_in(v, "live.max_viewers", 1, 1000, "viewers")?,
+    };
+    Ok(LiveConfig {
+        listen_ip,
+        announced_address,
+        udp_port_min,
+        udp_port_max,
+        max_viewers,
     })
 }
 
@@ -490,6 +724,68 @@ mod tests {
     fn credentials_never_appear_in_errors() {
         let got = err("[[camera]]\nid = \"a\"\nurl = \"http://admin:hunter2@h/a\"\n");
         assert!(!got.contains("hunter2"), "{got}");
+    }
+
+    #[test]
+    fn sizes() {
+        // (text, bytes)
+        let table = [
+            ("123", Some(123)),
+            ("1K", Some(1024)),
+            ("500G", Some(500 << 30)),
+            ("1.5TiB", Some(3 << 39)),
+            ("200 MB", Some(200 << 20)),
+            ("2g", Some(2 << 30)),
+            ("", None),
+            ("G", None),
+            ("5X", None),
+            ("-1G", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_size(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn record_and_live_sections() {
+        let text = "[record]\ndir = \"/srv/rec\"\nsegment_seconds = 10\nmax_bytes = \"1G\"\n\
+                    [live]\nlisten_ip = \"0.0.0.0\"\nannounced_address = \"cam.example.org\"\n\
+                    [[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nrecord = true\nlive = true\nkeep_days = 0\n\
+                    [[camera]]\nid = \"b\"\nurl = \"rtsp://h/b\"\n";
+        let c = parse(text).unwrap();
+        let rec = c.cameras[0].record.as_ref().unwrap();
+        assert_eq!(rec.dir, PathBuf::from("/srv/rec"));
+        assert_eq!(rec.segment, Duration::from_secs(10));
+        assert_eq!(rec.keep_days, None);
+        assert_eq!(rec.max_bytes, Some(1 << 30));
+        assert!(c.cameras[0].live);
+        assert_eq!(c.cameras[1].record, None);
+        assert!(!c.cameras[1].live);
+        assert_eq!(c.live.announced_address.as_deref(), Some("cam.example.org"));
+        assert_eq!(c.record.keep_days, Some(7));
+
+        let table: &[(&str, &str)] = &[
+            ("[record]\ndir = \"rec\"\n", "vas.toml:2:7: record.dir: \"rec\" is not an absolute path"),
+            ("[record]\nmax_bytes = \"lots\"\n", "vas.toml:2:13: record.max_bytes: \"lots\" is not a size"),
+            ("[record]\nsegment_seconds = 1\n", "record.segment_seconds: 1 is out of range: use 2 to 3600"),
+            ("[live]\nlisten_ip = \"x\"\n", "vas.toml:2:13: live.listen_ip: \"x\" is not an IP address"),
+            (
+                "[live]\nudp_port_min = 5000\nudp_port_max = 4000\n",
+                "vas.toml:3:16: live.udp_port_max: udp_port_max (4000) is below udp_port_min (5000)",
+            ),
+            ("[live]\nmax_viewers = 0\n", "live.max_viewers: 0 is out of range: use 1 to 1000 viewers"),
+            (
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\"\nmax_bytes = -5\n",
+                "vas.toml:4:13: camera[0].max_bytes: a size cannot be negative",
+            ),
+        ];
+        for (text, want) in table {
+            let got = err(text);
+            assert!(
+                got.contains(want),
+                "config:\n{text}\nwant: {want}\ngot:  {got}"
+            );
+        }
     }
 
     #[test]

@@ -121,7 +121,8 @@ fn run(config_path: &Path) -> error::Result<()> {
         api.addr
     );
 
-    let mut supervisor = Supervisor::new(board);
+    let consumers: Vec<Box<dyn supervisor::Consumer>> = Vec::new();
+    let mut supervisor = Supervisor::new(board, consumers);
     supervisor.apply(&config.cameras);
     let mut current = config;
 

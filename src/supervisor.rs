@@ -4,9 +4,20 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::camera::fanout::QueueSink;
 use crate::camera::status::CameraStatus;
 use crate::camera::CameraHandle;
 use crate::config::CameraConfig;
+
+/// A consumer of access units (recorder, live view). The supervisor asks it for a queue when a
+/// camera starts and tells it when the camera has stopped; the camera thread only ever
+/// `try_send`s into the queue.
+pub trait Consumer: Send {
+    /// The queue this consumer wants filled for `cam`, or `None` if it does not serve it.
+    fn attach(&mut self, cam: &CameraConfig) -> Option<QueueSink>;
+    /// The camera's thread has ended; the queue's sender is gone.
+    fn detach(&mut self, camera_id: &str);
+}
 
 /// Status of every running camera, by id, for the API.
 pub type StatusBoard = Arc<RwLock<BTreeMap<String, Arc<CameraStatus>>>>;
@@ -41,13 +52,15 @@ pub fn plan(running: &BTreeMap<String, CameraConfig>, wanted: &[CameraConfig]) -
 pub struct Supervisor {
     cameras: BTreeMap<String, CameraHandle>,
     board: StatusBoard,
+    consumers: Vec<Box<dyn Consumer>>,
 }
 
 impl Supervisor {
-    pub fn new(board: StatusBoard) -> Supervisor {
+    pub fn new(board: StatusBoard, consumers: Vec<Box<dyn Consumer>>) -> Supervisor {
         Supervisor {
             cameras: BTreeMap::new(),
             board,
+            consumers,
         }
     }
 
@@ -77,7 +90,12 @@ impl Supervisor {
 
     fn start(&mut self, cam: CameraConfig) {
         let id = cam.id.clone();
-        match CameraHandle::spawn(cam) {
+        let sinks = self
+            .consumers
+            .iter_mut()
+            .filter_map(|c| c.attach(&cam))
+            .collect();
+        match CameraHandle::spawn(cam, sinks) {
             Ok(handle) => {
                 self.board
                     .write()
@@ -85,10 +103,13 @@ impl Supervisor {
                     .insert(id.clone(), handle.status.clone());
                 self.cameras.insert(id, handle);
             }
-            Err(e) => log::error!(
-                target: &crate::camera::log_target(&id),
-                "cannot start the camera thread: {e}"
-            ),
+            Err(e) => {
+                log::error!(
+                    target: &crate::camera::log_target(&id),
+                    "cannot start the camera thread: {e}"
+                );
+                self.consumers.iter_mut().for_each(|c| c.detach(&id));
+            }
         }
     }
 
@@ -104,7 +125,9 @@ impl Supervisor {
         }
         drop(board);
         for h in handles {
+            let id = h.config.id.clone();
             h.join();
+            self.consumers.iter_mut().for_each(|c| c.detach(&id));
         }
     }
 }

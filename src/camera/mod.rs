@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ffmpeg_next::Packet;
 
 use self::backoff::{Backoff, RandomJitter};
-use self::fanout::{AccessUnit, Fanout};
+use self::fanout::{AccessUnit, Fanout, QueueSink};
 use self::session::{Session, SessionEnd};
 use self::status::{unix_ms, CameraState, CameraStatus};
 pub use self::url::redact_url;
@@ -38,8 +38,8 @@ pub struct CameraHandle {
 }
 
 impl CameraHandle {
-    /// Starts the `cam-<id>` thread.
-    pub fn spawn(config: CameraConfig) -> std::io::Result<CameraHandle> {
+    /// Starts the `cam-<id>` thread, feeding `sinks` (recorder, live view) without blocking.
+    pub fn spawn(config: CameraConfig, sinks: Vec<QueueSink>) -> std::io::Result<CameraHandle> {
         let status = Arc::new(CameraStatus::new(
             &config.id,
             redact_url(&config.url),
@@ -50,7 +50,7 @@ impl CameraHandle {
             let (config, status, stop) = (config.clone(), status.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("cam-{}", config.id))
-                .spawn(move || CameraThread::new(config, status, stop).run())?
+                .spawn(move || CameraThread::new(config, status, stop, sinks).run())?
         };
         Ok(CameraHandle {
             config,
@@ -91,18 +91,27 @@ struct CameraThread {
 }
 
 impl CameraThread {
-    fn new(cam: CameraConfig, status: Arc<CameraStatus>, stop: Arc<StopSignal>) -> CameraThread {
+    fn new(
+        cam: CameraConfig,
+        status: Arc<CameraStatus>,
+        stop: Arc<StopSignal>,
+        sinks: Vec<QueueSink>,
+    ) -> CameraThread {
         let log = log_target(&cam.id);
         let tap = cam
             .export
             .as_ref()
             .map(|target| FrameTap::new(&cam.id, target, status.clone()));
+        let mut fanout = Fanout::default();
+        for sink in sinks {
+            fanout.add(sink);
+        }
         CameraThread {
             cam,
             status,
             stop,
             log,
-            fanout: Fanout::default(),
+            fanout,
             tap,
         }
     }
