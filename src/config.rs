@@ -103,7 +103,7 @@ pub struct CameraConfig {
     pub url: String,
     /// Recording settings if this camera is recorded.
     pub record: Option<RecordTarget>,
-    /// Whether this camera feeds the live view.
+    /// Whether this camera feeds the live view (default true).
     pub live: bool,
     /// The frame export target if export is on both globally and for this camera.
     pub export: Option<ExportTarget>,
@@ -353,7 +353,9 @@ impl Config {
                     max_bytes,
                     queue_units: record.queue_units,
                 }),
-                live: cam.live.unwrap_or(false),
+                // On unless turned off: users expect to see their cameras in the viewer page,
+                // and a live camera nobody watches costs one idle queue hop per unit.
+                live: cam.live.unwrap_or(true),
                 export: export_on.then(|| ExportTarget {
                     shm_dir: export.shm_dir.clone(),
                     slots: export.slots,
@@ -760,7 +762,7 @@ mod tests {
         assert_eq!(rec.max_bytes, Some(1 << 30));
         assert!(c.cameras[0].live);
         assert_eq!(c.cameras[1].record, None);
-        assert!(!c.cameras[1].live);
+        assert!(c.cameras[1].live, "live defaults to true");
         assert_eq!(c.live.announced_address.as_deref(), Some("cam.example.org"));
         assert_eq!(c.record.keep_days, Some(7));
 
@@ -849,5 +851,67 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/vas/vas.toml");
         let c = Config::load(&path).unwrap();
         assert!(!c.export.enabled || std::env::var(EXPORT_ENV).is_ok());
+    }
+}
+
+/// The man page documents exactly the keys the parser accepts: each section's keys are read
+/// from the parser's own "expected one of" list and from the `.TP`/`.TQ` entries of vas.toml(5).
+#[cfg(test)]
+mod man_page {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Keys the parser accepts in `section` (a table header such as "[export]").
+    fn accepted(section: &str) -> BTreeSet<String> {
+        let text = format!("{section}\nnot_a_key_of_vas = 1\n");
+        let e = Config::parse(Path::new("t.toml"), &text, None)
+            .unwrap_err()
+            .to_string();
+        // serde says "expected `a`", "expected `a` or `b`" or "expected one of `a`, `b`, ...".
+        let list = e.split("expected ").nth(1).unwrap_or_else(|| panic!("{e}"));
+        let list = list.strip_prefix("one of ").unwrap_or(list);
+        list.split([',', ' '])
+            .filter(|w| w.starts_with('`'))
+            .map(|k| k.trim_matches('`').to_string())
+            .collect()
+    }
+
+    /// Keys vas.toml(5) documents under `.SH <section>`.
+    fn documented(page: &str, section: &str) -> BTreeSet<String> {
+        let start = page
+            .find(&format!(".SH {section}\n"))
+            .unwrap_or_else(|| panic!("no section {section} in vas.toml.5"));
+        let body = &page[start + 4..];
+        let body = &body[..body.find("\n.SH ").unwrap_or(body.len())];
+        let lines: Vec<&str> = body.lines().collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0] == ".TP" || w[0] == ".TQ")
+            .filter_map(|w| w[1].strip_prefix(".B "))
+            .map(|k| k.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn vas_toml_5_lists_every_key_and_no_other() {
+        let page =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/vas.toml.5"))
+                .unwrap();
+        // (man page section, TOML that opens it)
+        let table = [
+            ("[server]", "[server]"),
+            ("[export]", "[export]"),
+            ("[reconnect]", "[reconnect]"),
+            ("[record]", "[record]"),
+            ("[live]", "[live]"),
+            ("[[camera]]", "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/a\""),
+        ];
+        for (section, toml) in table {
+            assert_eq!(
+                documented(&page, section),
+                accepted(toml),
+                "vas.toml.5 {section} (left) against the parser (right)"
+            );
+        }
     }
 }

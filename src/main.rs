@@ -6,6 +6,8 @@ mod camera;
 mod config;
 mod error;
 mod export;
+mod live;
+mod record;
 mod stop;
 mod supervisor;
 
@@ -74,19 +76,40 @@ fn check_config(file: &Path) -> ExitCode {
 }
 
 fn init_logging(level: log::LevelFilter) {
-    let config = simplelog::ConfigBuilder::new()
+    let config = |filter: &mut dyn FnMut(&mut simplelog::ConfigBuilder)| {
+        let mut b = simplelog::ConfigBuilder::new();
         // Show the target (cam-<id>, api, vasd) on every line: it names the camera.
-        .set_target_level(log::LevelFilter::Error)
-        .set_location_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .set_time_format_rfc3339()
-        .build();
-    let _ = simplelog::TermLogger::init(
-        level,
-        config,
-        simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Never,
-    );
+        b.set_target_level(log::LevelFilter::Error)
+            .set_location_level(log::LevelFilter::Off)
+            .set_thread_level(log::LevelFilter::Off)
+            .set_time_format_rfc3339();
+        filter(&mut b);
+        b.build()
+    };
+    let term = |level, config| {
+        simplelog::TermLogger::new(
+            level,
+            config,
+            simplelog::TerminalMode::Stderr,
+            simplelog::ColorChoice::Never,
+        ) as Box<dyn simplelog::SharedLogger>
+    };
+    // mediasoup logs every RTP packet it is handed at debug level: its own lines are kept to
+    // warnings and errors whatever --log-level says.
+    let _ = simplelog::CombinedLogger::init(vec![
+        term(
+            level,
+            config(&mut |b| {
+                b.add_filter_ignore_str("mediasoup");
+            }),
+        ),
+        term(
+            level.min(log::LevelFilter::Warn),
+            config(&mut |b| {
+                b.add_filter_allow_str("mediasoup");
+            }),
+        ),
+    ]);
 }
 
 fn run(config_path: &Path) -> error::Result<()> {
@@ -107,10 +130,17 @@ fn run(config_path: &Path) -> error::Result<()> {
     })?;
 
     let board = Arc::new(RwLock::new(BTreeMap::new()));
+    // Always started (one idle thread): a reload may turn the live view on for a camera. The
+    // mediasoup worker itself starts with the first live camera.
+    let live = live::Live::start(&config.live).map_err(|e| error::Error::Io {
+        what: "starting the live thread".into(),
+        source: e,
+    })?;
     let api = api::Api::start(
         config.server.listen,
         config.server.token.clone(),
         board.clone(),
+        Some(live.routes()),
     )?;
     log::info!(
         target: "vasd",
@@ -121,14 +151,19 @@ fn run(config_path: &Path) -> error::Result<()> {
         api.addr
     );
 
-    let consumers: Vec<Box<dyn supervisor::Consumer>> = Vec::new();
+    let recorders = record::Recorders::start(&config.record).map_err(|e| error::Error::Io {
+        what: "starting the recording janitor".into(),
+        source: e,
+    })?;
+    let record_settings = recorders.settings();
+    let consumers: Vec<Box<dyn supervisor::Consumer>> = vec![Box::new(recorders), live.consumer()];
     let mut supervisor = Supervisor::new(board, consumers);
     supervisor.apply(&config.cameras);
     let mut current = config;
 
     for signal in signals.forever() {
         match signal {
-            SIGHUP => current = reload(config_path, current, &mut supervisor),
+            SIGHUP => current = reload(config_path, current, &mut supervisor, &record_settings),
             _ => {
                 log::info!(target: "vasd", "stopping on signal {signal}");
                 break;
@@ -137,12 +172,18 @@ fn run(config_path: &Path) -> error::Result<()> {
     }
     supervisor.shutdown();
     api.stop();
+    live.stop();
     log::info!(target: "vasd", "stopped");
     Ok(())
 }
 
 /// Applies a changed config; a config that does not validate leaves everything as it is.
-fn reload(path: &Path, current: Config, supervisor: &mut Supervisor) -> Config {
+fn reload(
+    path: &Path,
+    current: Config,
+    supervisor: &mut Supervisor,
+    record: &record::RecordSettings,
+) -> Config {
     let new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -156,6 +197,13 @@ fn reload(path: &Path, current: Config, supervisor: &mut Supervisor) -> Config {
             "[server] changes take effect at the next start, not on reload"
         );
     }
+    if new.live != current.live {
+        log::warn!(
+            target: "vasd",
+            "[live] changes take effect at the next start, not on reload"
+        );
+    }
+    record.update(&new.record);
     let plan = supervisor.apply(&new.cameras);
     log::info!(
         target: "vasd",
@@ -167,6 +215,7 @@ fn reload(path: &Path, current: Config, supervisor: &mut Supervisor) -> Config {
     );
     Config {
         server: current.server,
+        live: current.live,
         ..new
     }
 }

@@ -14,7 +14,8 @@ use crate::config::CameraConfig;
 /// `try_send`s into the queue.
 pub trait Consumer: Send {
     /// The queue this consumer wants filled for `cam`, or `None` if it does not serve it.
-    fn attach(&mut self, cam: &CameraConfig) -> Option<QueueSink>;
+    /// It may add its own section to the camera's `status`.
+    fn attach(&mut self, cam: &CameraConfig, status: &Arc<CameraStatus>) -> Option<QueueSink>;
     /// The camera's thread has ended; the queue's sender is gone.
     fn detach(&mut self, camera_id: &str);
 }
@@ -90,12 +91,13 @@ impl Supervisor {
 
     fn start(&mut self, cam: CameraConfig) {
         let id = cam.id.clone();
+        let status = CameraHandle::new_status(&cam);
         let sinks = self
             .consumers
             .iter_mut()
-            .filter_map(|c| c.attach(&cam))
+            .filter_map(|c| c.attach(&cam, &status))
             .collect();
-        match CameraHandle::spawn(cam, sinks) {
+        match CameraHandle::spawn(cam, status, sinks) {
             Ok(handle) => {
                 self.board
                     .write()

@@ -1,7 +1,9 @@
-//! The HTTP API on `[server] listen`: health and camera status as JSON.
+//! The HTTP API on `[server] listen`: health and camera status as JSON, plus the routes other
+//! parts of vasd add through [`Routes`] (the live view: its page and WHEP).
 //!
 //! tiny_http runs one `api` thread here; requests are short reads of atomics, so one thread
-//! serves them all and never touches a camera thread.
+//! serves them all and never touches a camera thread. Added routes that need another thread
+//! (WHEP) hand the work over and wait a bounded time.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,14 @@ use tiny_http::{Header, Method, Request, Response, Server};
 use crate::error::{Error, Result};
 use crate::supervisor::StatusBoard;
 
+/// Routes served by another part of vasd, behind the same token check.
+pub trait Routes: Send + Sync {
+    /// Paths anyone may fetch without the token: static assets that carry no data.
+    fn is_public(&self, path: &str) -> bool;
+    /// The reply to `request` for `path`, or `None` when `path` is not one of these routes.
+    fn respond(&self, request: &mut Request, path: &str) -> Option<Reply>;
+}
+
 pub struct Api {
     server: Arc<Server>,
     thread: JoinHandle<()>,
@@ -21,7 +31,12 @@ pub struct Api {
 impl Api {
     /// Binds `listen` and starts serving. Refuses a non-loopback address without a token: the
     /// status and, later, the live view must not be open to a network by accident.
-    pub fn start(listen: SocketAddr, token: Option<String>, board: StatusBoard) -> Result<Api> {
+    pub fn start(
+        listen: SocketAddr,
+        token: Option<String>,
+        board: StatusBoard,
+        routes: Option<Arc<dyn Routes>>,
+    ) -> Result<Api> {
         if !listen.ip().is_loopback() && token.is_none() {
             return Err(Error::Listen {
                 addr: listen.to_string(),
@@ -38,7 +53,7 @@ impl Api {
             let server = server.clone();
             std::thread::Builder::new()
                 .name("api".into())
-                .spawn(move || serve(&server, token.as_deref(), &board))
+                .spawn(move || serve(&server, token.as_deref(), &board, routes.as_deref()))
                 .map_err(|e| Error::Io {
                     what: "starting the api thread".into(),
                     source: e,
@@ -57,16 +72,16 @@ impl Api {
     }
 }
 
-fn serve(server: &Server, token: Option<&str>, board: &StatusBoard) {
-    for request in server.incoming_requests() {
-        let response = route(&request, token, board);
+fn serve(server: &Server, token: Option<&str>, board: &StatusBoard, routes: Option<&dyn Routes>) {
+    for mut request in server.incoming_requests() {
+        let response = route(&mut request, token, board, routes);
         if let Err(e) = request.respond(response) {
             log::debug!(target: "api", "response not delivered: {e}");
         }
     }
 }
 
-type Reply = Response<std::io::Cursor<Vec<u8>>>;
+pub type Reply = Response<std::io::Cursor<Vec<u8>>>;
 
 fn text(status: u16, body: &str) -> Reply {
     Response::from_string(body).with_status_code(status)
@@ -91,15 +106,24 @@ fn authorized(request: &Request, token: Option<&str>) -> bool {
     })
 }
 
-fn route(request: &Request, token: Option<&str>, board: &StatusBoard) -> Reply {
-    let path = request.url().split('?').next().unwrap_or("");
+fn route(
+    request: &mut Request,
+    token: Option<&str>,
+    board: &StatusBoard,
+    routes: Option<&dyn Routes>,
+) -> Reply {
+    let path = request.url().split('?').next().unwrap_or("").to_string();
     if path == "/healthz" {
         return text(200, "ok\n");
     }
-    if !authorized(request, token) {
+    let public = routes.is_some_and(|r| r.is_public(&path));
+    if !public && !authorized(request, token) {
         return text(401, "missing or wrong bearer token\n");
     }
-    match (request.method(), path) {
+    if let Some(reply) = routes.and_then(|r| r.respond(request, &path)) {
+        return reply;
+    }
+    match (request.method(), path.as_str()) {
         (Method::Get, "/api/cameras") => {
             let board = board.read().unwrap_or_else(|e| e.into_inner());
             let cams: Vec<_> = board.values().map(|s| s.snapshot()).collect();

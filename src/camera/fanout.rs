@@ -1,20 +1,59 @@
 //! The decode boundary's hand-off: every access unit read from a camera is offered to each
 //! consumer (recorder, live view) through a bounded queue with `try_send`. A full queue drops
 //! the unit and counts it; the camera thread never waits for a consumer.
-// The consumers (recorder, live view) plug in here; until they do only the tests use it.
-#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use ffmpeg_next::codec::Parameters;
 use ffmpeg_next::{Packet, Rational};
+
+/// The video stream of one session as the demuxer describes it: codec, geometry, and the
+/// extradata (for H.264 from RTSP: SPS and PPS from the SDP, Annex B). Built once per session.
+pub struct StreamParams {
+    parameters: Parameters,
+    pub extradata: Vec<u8>,
+}
+
+// SAFETY: AVCodecParameters is plain data owned by `parameters`; it is written only in
+// `StreamParams::new` and read-only afterwards, so sharing references across threads is sound.
+unsafe impl Sync for StreamParams {}
+
+impl StreamParams {
+    pub fn new(parameters: Parameters) -> StreamParams {
+        // SAFETY: `parameters` owns a valid AVCodecParameters; we copy `extradata_size` bytes
+        // from `extradata`, which FFmpeg keeps consistent.
+        let extradata = unsafe {
+            let p = parameters.as_ptr();
+            if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+            }
+        };
+        StreamParams {
+            parameters,
+            extradata,
+        }
+    }
+
+    /// The codec parameters, e.g. to set up a muxer's stream.
+    pub fn parameters(&self) -> &Parameters {
+        &self.parameters
+    }
+}
 
 /// One demuxed access unit of a camera's video stream.
 pub struct AccessUnit {
     /// Reference-counted by FFmpeg: cloning the packet for a consumer does not copy the bytes.
     pub packet: Packet,
     pub time_base: Rational,
+    /// The session's stream description, shared by all its units.
+    pub stream: Arc<StreamParams>,
+    /// Position of this unit among all the camera offered since start, across sessions: a
+    /// consumer that sees a gap knows its queue overflowed and units were dropped.
+    pub seq: u64,
     /// Increments on every reconnect; a consumer seeing a new value starts over (new segment,
     /// new RTP timeline).
     pub session: u64,
@@ -92,6 +131,8 @@ mod tests {
         AccessUnit {
             packet,
             time_base: Rational::new(1, 90_000),
+            stream: Arc::new(StreamParams::new(Parameters::new())),
+            seq: n as u64,
             session: 1,
             key: n == 0,
             received_unix_ms: 0,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ffmpeg_next::Packet;
 
 use self::backoff::{Backoff, RandomJitter};
-use self::fanout::{AccessUnit, Fanout, QueueSink};
+use self::fanout::{AccessUnit, Fanout, QueueSink, StreamParams};
 use self::session::{Session, SessionEnd};
 use self::status::{unix_ms, CameraState, CameraStatus};
 pub use self::url::redact_url;
@@ -38,13 +38,24 @@ pub struct CameraHandle {
 }
 
 impl CameraHandle {
-    /// Starts the `cam-<id>` thread, feeding `sinks` (recorder, live view) without blocking.
-    pub fn spawn(config: CameraConfig, sinks: Vec<QueueSink>) -> std::io::Result<CameraHandle> {
-        let status = Arc::new(CameraStatus::new(
+    /// The status a camera's thread will report into; consumers add their sections to it.
+    pub fn new_status(config: &CameraConfig) -> Arc<CameraStatus> {
+        Arc::new(CameraStatus::new(
             &config.id,
             redact_url(&config.url),
             config.export.is_some(),
-        ));
+        ))
+    }
+
+    /// Starts the `cam-<id>` thread, feeding `sinks` (recorder, live view) without blocking.
+    pub fn spawn(
+        config: CameraConfig,
+        status: Arc<CameraStatus>,
+        sinks: Vec<QueueSink>,
+    ) -> std::io::Result<CameraHandle> {
+        for sink in &sinks {
+            status.add_queue(sink.name, sink.stats.clone());
+        }
         let stop = Arc::new(StopSignal::new());
         let thread = {
             let (config, status, stop) = (config.clone(), status.clone(), stop.clone());
@@ -88,6 +99,8 @@ struct CameraThread {
     /// The decode boundary's frame tap; `None` when the export is off for this camera, and
     /// then nothing is decoded.
     tap: Option<FrameTap>,
+    /// Access units handed to the fanout since start (the `seq` of the last one).
+    units_offered: u64,
 }
 
 impl CameraThread {
@@ -113,6 +126,7 @@ impl CameraThread {
             log,
             fanout,
             tap,
+            units_offered: 0,
         }
     }
 
@@ -206,6 +220,7 @@ impl CameraThread {
     /// Reads packets until the session ends; hands each to the consumers without waiting.
     fn stream(&mut self, session: &mut Session, session_no: u64) -> SessionEnd {
         let time_base = session.video_stream().time_base();
+        let stream = Arc::new(StreamParams::new(session.video_stream().parameters()));
         let mut packet = Packet::empty();
         loop {
             if let Err(end) = session.read_video(&mut packet) {
@@ -215,9 +230,12 @@ impl CameraThread {
             let now_ms = unix_ms();
             self.status.count_packet(packet.size(), key, now_ms);
             if !self.fanout.is_empty() {
+                self.units_offered += 1;
                 self.fanout.offer(AccessUnit {
                     packet: packet.clone(),
                     time_base,
+                    stream: stream.clone(),
+                    seq: self.units_offered,
                     session: session_no,
                     key,
                     received_unix_ms: now_ms,

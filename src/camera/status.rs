@@ -10,7 +10,10 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::camera::fanout::QueueStats;
 use crate::error::CameraFault;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +66,15 @@ pub struct CameraStatus {
     pub last_key_frame_unix_ms: AtomicU64,
     /// Present only for a camera whose frames are exported; `None` costs nothing.
     pub export: Option<ExportCounters>,
+    sections: Mutex<Vec<(&'static str, Arc<dyn StatusSection>)>>,
+    queues: Mutex<Vec<(&'static str, Arc<QueueStats>)>>,
     text: Mutex<Text>,
+}
+
+/// A consumer's own part of a camera's status (the recorder's, the live view's), shown under
+/// its name in `/api/cameras`. The consumer keeps the counters; status only reads them.
+pub trait StatusSection: Send + Sync + std::fmt::Debug {
+    fn snapshot(&self) -> serde_json::Value;
 }
 
 /// Frame export figures of one camera.
@@ -79,6 +90,12 @@ struct Text {
     last_error: Option<LastError>,
     stream: Option<StreamInfo>,
     export_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueSnapshot {
+    pub offered: u64,
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +123,11 @@ pub struct CameraSnapshot {
     pub stream: Option<StreamInfo>,
     pub last_error: Option<LastError>,
     pub export: Option<ExportSnapshot>,
+    /// Per consumer queue: units offered by the camera thread and dropped because it was full.
+    pub queues: BTreeMap<&'static str, QueueSnapshot>,
+    /// The consumers' sections, e.g. "record" and "live".
+    #[serde(flatten)]
+    pub sections: BTreeMap<&'static str, serde_json::Value>,
 }
 
 pub fn unix_ms() -> u64 {
@@ -128,6 +150,8 @@ impl CameraStatus {
             last_packet_unix_ms: AtomicU64::new(0),
             last_key_frame_unix_ms: AtomicU64::new(0),
             export: exported.then(ExportCounters::default),
+            sections: Mutex::new(Vec::new()),
+            queues: Mutex::new(Vec::new()),
             text: Mutex::new(Text::default()),
         }
     }
@@ -155,6 +179,22 @@ impl CameraStatus {
             message,
             at_unix_ms: unix_ms(),
         });
+    }
+
+    /// Adds a consumer's section; called before the camera thread starts.
+    pub fn add_section(&self, name: &'static str, section: Arc<dyn StatusSection>) {
+        self.sections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, section));
+    }
+
+    /// Shows a consumer queue's counters; called before the camera thread starts.
+    pub fn add_queue(&self, name: &'static str, stats: Arc<QueueStats>) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, stats));
     }
 
     /// Records why the export of this camera stopped, or `None` once it works again.
@@ -197,6 +237,28 @@ impl CameraStatus {
                 decode_errors: e.decode_errors.load(Ordering::Relaxed),
                 error: text.export_error.clone(),
             }),
+            queues: self
+                .queues
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(name, q)| {
+                    (
+                        *name,
+                        QueueSnapshot {
+                            offered: q.offered.load(Ordering::Relaxed),
+                            dropped: q.dropped.load(Ordering::Relaxed),
+                        },
+                    )
+                })
+                .collect(),
+            sections: self
+                .sections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(name, s)| (*name, s.snapshot()))
+                .collect(),
         }
     }
 }
