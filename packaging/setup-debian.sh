@@ -15,7 +15,13 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gir1.2-gst-rtsp-server-1.0 python3-gi python3-numpy
   # man pages are checked with man -l
-  man-db groff-base
+  man-db groff-base curl
+  # mediasoup's C++ worker, built offline against Debian's libraries (packaging/mediasoup)
+  g++ patch libuv1-dev libssl-dev libsrtp2-dev libflatbuffers-dev flatbuffers-compiler
+  python3-pip python3-venv
+  # live view tests: the viewer page in headless Chromium (aiortc comes from PyPI, see
+  # tests/live_support)
+  chromium
 )
 
 missing=()
@@ -35,3 +41,6 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust 1.85 or newer (rustup) and run this again" >&2
   exit 1
 fi
+
+# Cargo reads the [patch] path of mediasoup-sys for every command, so this comes first.
+bash "$here/mediasoup/prepare.sh"

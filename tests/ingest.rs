@@ -4,7 +4,7 @@
 mod daemon;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use daemon::{camera, Vasd};
 use support::{closed_port, wait_until, GarbageMode, GarbageServer, RtspServer};

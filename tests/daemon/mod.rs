@@ -167,18 +167,23 @@ impl Vasd {
         }
     }
 
+    /// True once the process has exited (reaps it).
+    pub fn has_exited(&mut self) -> bool {
+        self.try_exit_status().is_some()
+    }
+
     fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Open file descriptors of the vasd process.
     pub fn fd_count(&self) -> usize {
-        count_dir(&format!("/proc/{}/fd", self.pid()))
+        count_dir(format!("/proc/{}/fd", self.pid()))
     }
 
     /// Threads of the vasd process.
     pub fn thread_count(&self) -> usize {
-        count_dir(&format!("/proc/{}/task", self.pid()))
+        count_dir(format!("/proc/{}/task", self.pid()))
     }
 
     /// Names of the vasd process's threads, sorted.

@@ -102,18 +102,7 @@ impl RtspServer {
     /// Also serves live encoded mounts: `(name, "640x480@15")` is a
     /// videotestsrc + x264enc (ultrafast, key frame every second) stream.
     pub fn start_with_live(mounts: &[(&str, &str)], live: &[(&str, &str)]) -> RtspServer {
-        let mut args = Vec::new();
-        if !mounts.is_empty() {
-            let dir = media_dir();
-            for (name, file) in mounts {
-                args.push("--mount".to_string());
-                args.push(format!("{name}={}", dir.join(file).display()));
-            }
-        }
-        for (name, spec) in live {
-            args.push("--live".to_string());
-            args.push(format!("{name}={spec}"));
-        }
+        let args = server_args(mounts, live);
         let mut server = RtspServer {
             child: None,
             stdin: None,
@@ -273,6 +262,31 @@ impl RtspServer {
         self.kill();
         self.spawn(port);
     }
+
+    /// Kills the server and starts it on the same port serving other files under the same
+    /// names: a camera whose settings (say, its resolution) changed while it rebooted.
+    pub fn restart_with(&mut self, mounts: &[(&str, &str)]) {
+        let port = self.port;
+        self.kill();
+        self.args = server_args(mounts, &[]);
+        self.spawn(port);
+    }
+}
+
+fn server_args(mounts: &[(&str, &str)], live: &[(&str, &str)]) -> Vec<String> {
+    let mut args = Vec::new();
+    if !mounts.is_empty() {
+        let dir = media_dir();
+        for (name, file) in mounts {
+            args.push("--mount".to_string());
+            args.push(format!("{name}={}", dir.join(file).display()));
+        }
+    }
+    for (name, spec) in live {
+        args.push("--live".to_string());
+        args.push(format!("{name}={spec}"));
+    }
+    args
 }
 
 impl Drop for RtspServer {
