@@ -27,6 +27,9 @@ pub struct Segment {
     first_dts: i64,
     last_dts: Option<i64>,
     pub units: u64,
+    /// Units known to be on disk: the muxer writes a fragment out when the next key frame
+    /// arrives, so a key frame accepted without error means every unit before it was written.
+    durable_units: u64,
     /// Units whose DTS was not after the previous one and was moved forward.
     pub fixed_dts: u64,
 }
@@ -125,6 +128,7 @@ impl Segment {
             first_dts,
             last_dts: None,
             units: 0,
+            durable_units: 0,
             fixed_dts: 0,
         })
     }
@@ -165,29 +169,38 @@ impl Segment {
         packet
             .write(&mut self.output)
             .map_err(|e| format!("writing {}: {e}", self.part_path.display()))?;
+        if unit.key {
+            self.durable_units = self.units;
+        }
         self.units += 1;
         Ok(())
     }
 
     /// Finishes the file and gives it its final name. Returns its size in bytes. Even when
     /// the trailer cannot be written (disk full), the fragments already written stay playable,
-    /// so the file is kept unless it holds no frame at all.
+    /// so the file is kept unless no frame of it reached the disk.
     pub fn close(mut self) -> Result<u64, String> {
         let trailer = self.output.write_trailer();
+        if trailer.is_ok() {
+            self.durable_units = self.units;
+        }
         drop(self.output);
         let size = std::fs::metadata(&self.part_path).map_or(0, |m| m.len());
-        if self.units == 0 {
+        if self.durable_units == 0 {
             let _ = std::fs::remove_file(&self.part_path);
-            return Err("the segment held no frame and was removed".into());
+            return Err(format!(
+                "no frame of {} reached the disk; the file was removed",
+                self.path.display()
+            ));
         }
         std::fs::rename(&self.part_path, &self.path)
             .map_err(|e| format!("cannot rename {}: {e}", self.part_path.display()))?;
         match trailer {
             Ok(()) => Ok(size),
             Err(e) => Err(format!(
-                "closing {} ({e}); its {} frames stay playable",
+                "closing {} ({e}); its first {} frames stay playable",
                 self.path.display(),
-                self.units
+                self.durable_units
             )),
         }
     }
