@@ -21,30 +21,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICK = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, cpu_seconds, free_port
+
 # Built by: cargo build --release -p frames --example wake_latency
 WAKE_LATENCY = os.path.join(ROOT, "target/release/examples/wake_latency")
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(media, n):

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,22 +32,9 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICK = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, cpu_seconds, free_port
+
 CLIENT = os.path.join(ROOT, "tests/live_support/whep_client.py")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of proc(5); fields[0] here is field 3.
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def venv_python(target):

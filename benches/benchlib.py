@@ -1,0 +1,22 @@
+"""Helpers shared by the benchmark scripts: where the repository is, and process CPU time."""
+
+import os
+import socket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (fields 14 and 15 of proc(5))."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] here is field 3: the command name, which may hold spaces, is cut off first.
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def free_port():
+    """A TCP port on the loopback that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
