@@ -160,6 +160,14 @@ impl Recorder {
             }
         }
         self.last_seq = Some(unit.seq);
+        let picture = super::segment::carries_picture(
+            unit.packet.data().unwrap_or(&[]),
+            unit.stream.parameters().id(),
+        );
+        if !picture {
+            self.counters.units_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.session != Some(unit.session) {
             if self.session.is_some() {
                 self.cut("camera reconnected");

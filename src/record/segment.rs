@@ -206,6 +206,35 @@ impl Segment {
     }
 }
 
+/// Whether an access unit holds a coded picture: in an Annex B H.264 or H.265 stream, a VCL
+/// NAL unit. A stream cut mid-frame (a server that ends the session) leaves a last unit with
+/// only an access unit delimiter; written to a segment it is a sample every decoder reports as
+/// "no frame". Units of other codecs, or not in Annex B, are taken as pictures.
+pub fn carries_picture(data: &[u8], codec: ffmpeg::codec::Id) -> bool {
+    use ffmpeg::codec::Id;
+    let is_vcl: fn(u8) -> bool = match codec {
+        Id::H264 => |header| matches!(header & 0x1f, 1..=5),
+        Id::HEVC => |header| (header >> 1) & 0x3f < 32,
+        _ => return true,
+    };
+    if !(data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1])) {
+        return true;
+    }
+    // Parameter sets, SEI and delimiters come before the slices: the scan ends early.
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            if is_vcl(data[i + 3]) {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// The SPS and PPS NAL units of an Annex B access unit, each with a start code.
 fn parameter_sets(annex_b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -286,6 +315,42 @@ mod tests {
         std::fs::write(part_of(&q), b"x").unwrap();
         let r = segment_path(dir.path(), "front", ms);
         assert_eq!(r, dir.path().join("front/2026-11-25/17-04-09-2.mp4"));
+    }
+
+    #[test]
+    fn units_without_a_slice_carry_no_picture() {
+        use ffmpeg::codec::Id;
+        // (unit, codec, carries a picture)
+        let table: [(&[u8], Id, bool); 8] = [
+            // H.264: access unit delimiter only (what a cut stream leaves)
+            (&[0, 0, 0, 1, 0x09, 0x10], Id::H264, false),
+            // AUD, SPS, PPS, IDR slice
+            (
+                &[
+                    0, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3,
+                ],
+                Id::H264,
+                true,
+            ),
+            // a non-IDR slice
+            (&[0, 0, 1, 0x41, 0x9a], Id::H264, true),
+            // SEI only
+            (&[0, 0, 0, 1, 0x06, 0x05, 0x80], Id::H264, false),
+            // H.265: AUD (type 35), then a TRAIL_R slice (type 1)
+            (&[0, 0, 0, 1, 0x46, 0x01, 0x50], Id::HEVC, false),
+            (
+                &[0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 1, 0x02, 0x01, 0xd0],
+                Id::HEVC,
+                true,
+            ),
+            // not Annex B (length-prefixed): cannot tell, taken as a picture
+            (&[0, 0, 0, 2, 0x09, 0x10], Id::H264, true),
+            // another codec
+            (&[0, 0, 1, 0x09], Id::MPEG4, true),
+        ];
+        for (unit, codec, expected) in table {
+            assert_eq!(carries_picture(unit, codec), expected, "{unit:02x?}");
+        }
     }
 
     #[test]
