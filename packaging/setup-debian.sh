@@ -22,6 +22,10 @@ packages=(
   # live view tests: the viewer page in headless Chromium (aiortc comes from PyPI, see
   # tests/live_support)
   chromium
+  # /metrics is checked with the Prometheus project's own text parser
+  python3-prometheus-client
+  # the Debian package: built by cargo-deb (below), checked by lintian, units by systemd-analyze
+  lintian systemd dpkg-dev
 )
 
 missing=()
@@ -40,6 +44,11 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust 1.85 or newer (rustup) and run this again" >&2
   exit 1
+fi
+
+if ! command -v cargo-deb >/dev/null; then
+  echo "setup: installing cargo-deb (about 2 minutes)"
+  nice cargo install cargo-deb --locked --version "^3.8" --quiet
 fi
 
 # Cargo reads the [patch] path of mediasoup-sys for every command, so this comes first.

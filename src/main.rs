@@ -1,5 +1,6 @@
 //! vasd: the VAS daemon. Reads `vas.toml`, runs one thread per camera, serves the API, and
-//! reacts to signals: SIGTERM/SIGINT stop, SIGHUP reloads the config as a diff.
+//! reacts to signals: SIGTERM/SIGINT stop, SIGHUP reloads the config as a diff. Tells systemd
+//! when it is ready, reloading and stopping (see `notify`).
 
 mod api;
 mod camera;
@@ -7,11 +8,13 @@ mod config;
 mod error;
 mod export;
 mod live;
+mod notify;
 mod record;
 mod stop;
 mod supervisor;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -159,13 +162,33 @@ fn run(config_path: &Path) -> error::Result<()> {
     let consumers: Vec<Box<dyn supervisor::Consumer>> = vec![Box::new(recorders), live.consumer()];
     let mut supervisor = Supervisor::new(board, consumers);
     supervisor.apply(&config.cameras);
+    // Ready means configured: every camera thread runs (connecting or streaming) and the API
+    // answers. Waiting for the cameras to stream would hold the start hostage to a camera that
+    // is down, which vasd handles by itself.
+    notify::ready(&status_line(&config, api.addr));
     let mut current = config;
 
     for signal in signals.forever() {
         match signal {
-            SIGHUP => current = reload(config_path, current, &mut supervisor, &record_settings),
+            SIGHUP => {
+                notify::reloading();
+                let refused = match reload(config_path, &current, &mut supervisor, &record_settings)
+                {
+                    Some(new) => {
+                        current = new;
+                        false
+                    }
+                    None => true,
+                };
+                let mut status = status_line(&current, api.addr);
+                if refused {
+                    status += "; the last reload was refused, see the log";
+                }
+                notify::ready(&status);
+            }
             _ => {
                 log::info!(target: "vasd", "stopping on signal {signal}");
+                notify::stopping();
                 break;
             }
         }
@@ -177,18 +200,24 @@ fn run(config_path: &Path) -> error::Result<()> {
     Ok(())
 }
 
-/// Applies a changed config; a config that does not validate leaves everything as it is.
+/// The one-line STATUS systemd shows for the running config.
+fn status_line(config: &Config, api: SocketAddr) -> String {
+    format!("{} camera(s), api on {api}", config.cameras.len())
+}
+
+/// Applies a changed config and returns it; a config that does not validate leaves everything
+/// as it is and returns `None`.
 fn reload(
     path: &Path,
-    current: Config,
+    current: &Config,
     supervisor: &mut Supervisor,
     record: &record::RecordSettings,
-) -> Config {
+) -> Option<Config> {
     let new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             log::error!(target: "vasd", "reload refused, keeping the running config: {e}");
-            return current;
+            return None;
         }
     };
     if new.server != current.server {
@@ -213,9 +242,9 @@ fn reload(
         plan.restart,
         plan.keep.len()
     );
-    Config {
-        server: current.server,
-        live: current.live,
+    Some(Config {
+        server: current.server.clone(),
+        live: current.live.clone(),
         ..new
-    }
+    })
 }

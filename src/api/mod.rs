@@ -1,9 +1,12 @@
-//! The HTTP API on `[server] listen`: health and camera status as JSON, plus the routes other
-//! parts of vasd add through [`Routes`] (the live view: its page and WHEP).
+//! The HTTP API on `[server] listen`: health, camera status as JSON, the same figures as
+//! Prometheus metrics, plus the routes other parts of vasd add through [`Routes`] (the live
+//! view: its page and WHEP).
 //!
 //! tiny_http runs one `api` thread here; requests are short reads of atomics, so one thread
 //! serves them all and never touches a camera thread. Added routes that need another thread
 //! (WHEP) hand the work over and wait a bounded time.
+
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::error::{Error, Result};
 use crate::supervisor::StatusBoard;
+use metrics::Metrics;
 
 /// Routes served by another part of vasd, behind the same token check.
 pub trait Routes: Send + Sync {
@@ -49,11 +53,20 @@ impl Api {
         })?;
         let addr = server.server_addr().to_ip().unwrap_or(listen);
         let server = Arc::new(server);
+        let metrics = Metrics::new(board.clone());
         let thread = {
             let server = server.clone();
             std::thread::Builder::new()
                 .name("api".into())
-                .spawn(move || serve(&server, token.as_deref(), &board, routes.as_deref()))
+                .spawn(move || {
+                    let api = Served {
+                        token: token.as_deref(),
+                        board: &board,
+                        metrics: &metrics,
+                        routes: routes.as_deref(),
+                    };
+                    serve(&server, &api)
+                })
                 .map_err(|e| Error::Io {
                     what: "starting the api thread".into(),
                     source: e,
@@ -72,9 +85,17 @@ impl Api {
     }
 }
 
-fn serve(server: &Server, token: Option<&str>, board: &StatusBoard, routes: Option<&dyn Routes>) {
+/// What the `api` thread answers from.
+struct Served<'a> {
+    token: Option<&'a str>,
+    board: &'a StatusBoard,
+    metrics: &'a Metrics,
+    routes: Option<&'a dyn Routes>,
+}
+
+fn serve(server: &Server, api: &Served) {
     for mut request in server.incoming_requests() {
-        let response = route(&mut request, token, board, routes);
+        let response = route(&mut request, api);
         if let Err(e) = request.respond(response) {
             log::debug!(target: "api", "response not delivered: {e}");
         }
@@ -87,12 +108,16 @@ fn text(status: u16, body: &str) -> Reply {
     Response::from_string(body).with_status_code(status)
 }
 
-fn json(body: &impl serde::Serialize) -> Reply {
-    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-    Response::from_data(bytes).with_header(
-        Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+fn with_content_type(reply: Reply, content_type: &str) -> Reply {
+    reply.with_header(
+        Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
             .expect("static header is valid"),
     )
+}
+
+fn json(body: &impl serde::Serialize) -> Reply {
+    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    with_content_type(Response::from_data(bytes), "application/json")
 }
 
 fn authorized(request: &Request, token: Option<&str>) -> bool {
@@ -106,30 +131,32 @@ fn authorized(request: &Request, token: Option<&str>) -> bool {
     })
 }
 
-fn route(
-    request: &mut Request,
-    token: Option<&str>,
-    board: &StatusBoard,
-    routes: Option<&dyn Routes>,
-) -> Reply {
+fn route(request: &mut Request, api: &Served) -> Reply {
     let path = request.url().split('?').next().unwrap_or("").to_string();
     if path == "/healthz" {
         return text(200, "ok\n");
     }
-    let public = routes.is_some_and(|r| r.is_public(&path));
-    if !public && !authorized(request, token) {
+    let public = api.routes.is_some_and(|r| r.is_public(&path));
+    if !public && !authorized(request, api.token) {
         return text(401, "missing or wrong bearer token\n");
     }
-    if let Some(reply) = routes.and_then(|r| r.respond(request, &path)) {
+    if let Some(reply) = api.routes.and_then(|r| r.respond(request, &path)) {
         return reply;
     }
     match (request.method(), path.as_str()) {
         (Method::Get, "/api/cameras") => {
-            let board = board.read().unwrap_or_else(|e| e.into_inner());
+            let board = api.board.read().unwrap_or_else(|e| e.into_inner());
             let cams: Vec<_> = board.values().map(|s| s.snapshot()).collect();
             json(&cams)
         }
-        (_, "/api/cameras") => text(405, "use GET\n"),
-        _ => text(404, "no such endpoint: try /healthz or /api/cameras\n"),
+        (Method::Get, "/metrics") => match api.metrics.render() {
+            Ok(body) => with_content_type(Response::from_string(body), metrics::CONTENT_TYPE),
+            Err(_) => text(500, "the metrics could not be encoded\n"),
+        },
+        (_, "/api/cameras" | "/metrics") => text(405, "use GET\n"),
+        _ => text(
+            404,
+            "no such endpoint: try /healthz, /api/cameras or /metrics\n",
+        ),
     }
 }

@@ -630,7 +630,7 @@ fn serve_fake(
                     .set_read_timeout(Some(Duration::from_secs(5)))
                     .unwrap();
                 let mut rest = Vec::new();
-                let eof = matches!(reader.read_to_end(&mut rest), Ok(_));
+                let eof = reader.read_to_end(&mut rest).is_ok();
                 let wrote = writer.write_all(reply.as_bytes()).is_ok();
                 *held_outcome.lock().unwrap() = Some(if eof && !wrote {
                     "closed".to_string()

@@ -6,7 +6,8 @@
 //!
 //! Threads: `main` (signals, reloads), `agent-<camera>` (one per subscribed camera, blocked on
 //! the export's futex), `replies` (reads model replies, enforces deadlines), `events` and
-//! `stdout` (event subscribers and standard output), `status` (the status socket).
+//! `stdout` (event subscribers and standard output), `status` (the status socket). systemd
+//! hears when ruth is ready, reloading and stopping (see `notify`).
 
 mod agent;
 mod config;
@@ -15,6 +16,7 @@ mod events;
 mod gate;
 mod line_buffer;
 mod link;
+mod notify;
 mod rate;
 mod registry;
 mod replies;
@@ -185,12 +187,31 @@ fn run(config_path: &Path) -> error::Result<()> {
         config.status.socket.display()
     );
 
+    // Ready means configured: the sockets serve, every agent runs and every subscription has
+    // tried its model once. A model that is down is not waited for: ruth reconnects by itself.
+    notify::ready(&status_line(&config));
+
     let mut current = config;
     for signal in signals.forever() {
         match signal {
-            SIGHUP => current = reload(config_path, current, &mut registry),
+            SIGHUP => {
+                notify::reloading();
+                let refused = match reload(config_path, &current, &mut registry) {
+                    Some(new) => {
+                        current = new;
+                        false
+                    }
+                    None => true,
+                };
+                let mut status = status_line(&current);
+                if refused {
+                    status += "; the last reload was refused, see the log";
+                }
+                notify::ready(&status);
+            }
             _ => {
                 log::info!(target: "ruth", "stopping on signal {signal}");
+                notify::stopping();
                 break;
             }
         }
@@ -202,13 +223,24 @@ fn run(config_path: &Path) -> error::Result<()> {
     std::process::exit(0);
 }
 
-/// Applies a changed config; one that does not validate leaves everything as it is.
-fn reload(path: &Path, current: Config, registry: &mut Registry) -> Config {
+/// The one-line STATUS systemd shows for the running config.
+fn status_line(config: &Config) -> String {
+    format!(
+        "{} subscription(s) to {} model(s), events on {}",
+        config.subscriptions.len(),
+        config.models.len(),
+        config.events.socket.display()
+    )
+}
+
+/// Applies a changed config and returns it; one that does not validate leaves everything as
+/// it is and returns `None`.
+fn reload(path: &Path, current: &Config, registry: &mut Registry) -> Option<Config> {
     let new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             log::error!(target: "ruth", "reload refused, keeping the running config: {e}");
-            return current;
+            return None;
         }
     };
     if new.export_root != current.export_root
@@ -230,12 +262,12 @@ fn reload(path: &Path, current: Config, registry: &mut Registry) -> Config {
         plan.retune,
         plan.keep
     );
-    Config {
-        export_root: current.export_root,
-        events: current.events,
-        status: current.status,
+    Some(Config {
+        export_root: current.export_root.clone(),
+        events: current.events.clone(),
+        status: current.status.clone(),
         ..new
-    }
+    })
 }
 
 /// The agent panic hook exists only in debug builds; say so when it is asked for.
