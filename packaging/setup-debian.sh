@@ -24,8 +24,9 @@ packages=(
   chromium
   # /metrics is checked with the Prometheus project's own text parser
   python3-prometheus-client
-  # the Debian package: built by cargo-deb (below), checked by lintian, units by systemd-analyze
-  lintian systemd dpkg-dev
+  # the Debian package: built by cargo-deb (below), checked by lintian, units by
+  # systemd-analyze, the programs' system calls recorded by strace for the units' filters
+  lintian systemd dpkg-dev strace
 )
 
 missing=()

@@ -1,6 +1,7 @@
 //! Readiness for systemd (`sd_notify(3)`), so a `Type=notify` unit is started only once the
-//! cameras of the config are set up, and a `Type=notify-reload` one knows when a reload is
-//! done. Every call does nothing when `NOTIFY_SOCKET` is unset (vasd not started by systemd).
+//! config is set up (vasd: its cameras; ruth, which includes this file too: its agents and
+//! subscriptions), and a `Type=notify-reload` one knows when a reload is done. Every call does
+//! nothing when `NOTIFY_SOCKET` is unset (not started by systemd).
 
 use sd_notify::NotifyState;
 
@@ -28,6 +29,6 @@ fn send(states: &[NotifyState]) {
     // A failed notification is logged, never fatal: under systemd the unit's start or reload
     // timeout reports it, and outside systemd there is no socket to fail on.
     if let Err(e) = sd_notify::notify(states) {
-        log::warn!(target: "vasd", "cannot notify systemd (NOTIFY_SOCKET): {e}");
+        log::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
     }
 }

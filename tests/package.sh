@@ -6,6 +6,9 @@
 # server, then purges the package and checks that nothing is left behind but the vas user
 # and group (Debian keeps system users).
 #
+# Also replays the system calls the installed vasd and ruth made (under strace) through the
+# seccomp filters of their units, since the units themselves cannot be started here.
+#
 # Needs root (dpkg). Refuses to run where a package named vas is already installed.
 # Usage: bash tests/package.sh   (after packaging/setup-debian.sh; part of tests/run.sh)
 set -euo pipefail
@@ -157,9 +160,25 @@ chmod 0644 "$work/vas.toml" "$work/ruth.toml"
 # that subshell and a signal sent to it would never reach the program.
 as_vas=(setpriv --reuid=vas --regid=vas --init-groups --)
 
-"${as_vas[@]}" /usr/bin/vasd --config "$work/vas.toml" 2>"$work/vasd.log" &
-vasd_pid=$!
-pids+=("$vasd_pid")
+# vasd and ruth run under strace, so that their system calls can be checked against the
+# seccomp filters of their units afterwards (section 5): this container has no systemd to
+# start the units. The strace log files belong to vas, which strace runs as.
+for t in vasd ruth; do install -o vas -g vas -m 0640 /dev/null "$work/$t.strace"; done
+traced() { # traced NAME: the pid of the program strace runs (its only child)
+  local tracer=$1 child=""
+  for _ in $(seq 50); do
+    child=$(pgrep -P "$tracer" | head -n 1) && [ -n "$child" ] && break
+    sleep 0.1
+  done
+  [ -n "$child" ] || fail "no child of strace $tracer"
+  echo "$child"
+}
+"${as_vas[@]}" strace -f -qq -o "$work/vasd.strace" \
+  /usr/bin/vasd --config "$work/vas.toml" 2>"$work/vasd.log" &
+vasd_tracer=$!
+pids+=("$vasd_tracer")
+vasd_pid=$(traced "$vasd_tracer")
+pids+=("$vasd_pid") # a tracer killed detaches: the program needs its own kill
 api="http://127.0.0.1:$port"
 wait_for() { # wait_for SECONDS WHAT COMMAND...
   local seconds=$1 what=$2
@@ -186,10 +205,27 @@ for cam in front yard; do
 done
 curl -fs "$api/" | grep -qi "whep" || fail "the viewer page at / does not mention WHEP"
 
+# A WebRTC viewer (aiortc) of the installed vasd: video decoded from the live view.
+venv="${CARGO_TARGET_DIR:-$repo/target}/live-venv"
+if ! cmp -s "$venv/vas-requirements.txt" tests/live_support/requirements.txt; then
+  venv="$work/venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
+    -r tests/live_support/requirements.txt || fail "cannot install the WHEP client's packages"
+fi
+"$venv/bin/python" tests/live_support/whep_client.py "$api/whep/front" --frames 30 --timeout 60 \
+  --delete >"$work/whep.jsonl" 2>"$work/whep.log" ||
+  fail "no live video from the installed vasd: $(tail -n 3 "$work/whep.jsonl" "$work/whep.log")"
+step "live view: $(grep -o '"sizes": [^]]*]]' "$work/whep.jsonl" | head -n 1), 30 frames decoded"
+
 "${as_vas[@]}" /usr/bin/vas-model-example --socket "$work/run/motion.sock" 2>"$work/model.log" &
 pids+=($!)
-"${as_vas[@]}" /usr/bin/ruth --config "$work/ruth.toml" >"$work/events.jsonl" 2>"$work/ruth.log" &
-pids+=($!)
+"${as_vas[@]}" strace -f -qq -o "$work/ruth.strace" \
+  /usr/bin/ruth --config "$work/ruth.toml" >"$work/events.jsonl" 2>"$work/ruth.log" &
+ruth_tracer=$!
+pids+=("$ruth_tracer")
+ruth_pid=$(traced "$ruth_tracer")
+pids+=("$ruth_pid")
 events_from_both() {
   python3 -c '
 import json, sys
@@ -226,8 +262,14 @@ sys.exit("no frame read")' "$shm") || fail "the installed Python reader could no
 
 wait_for 20 "a closed recording segment of front" \
   sh -c "find '$work/rec/front' -name '*.mp4' | grep -q ."
+# A reload (the configuration is unchanged: nothing restarts) and a stop, as systemctl
+# reload and stop do; strace exits with the status of the program it runs.
+kill -HUP "$vasd_pid" "$ruth_pid"
+sleep 1
+kill -TERM "$ruth_pid"
+wait "$ruth_tracer" || fail "ruth exited with $? on SIGTERM: $(tail -n 5 "$work/ruth.log")"
 kill -TERM "$vasd_pid"
-wait "$vasd_pid" || fail "vasd exited with $? on SIGTERM: $(tail -n 5 "$work/vasd.log")"
+wait "$vasd_tracer" || fail "vasd exited with $? on SIGTERM: $(tail -n 5 "$work/vasd.log")"
 seg=$(find "$work/rec/front" -name '*.mp4' | sort | head -n 1)
 ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$seg" | grep -q h264 ||
   fail "$seg is not a playable H.264 file"
@@ -235,7 +277,26 @@ for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
 
-# 5. Purge: nothing of the package is left but the vas user and group.
+# 5. The seccomp filters of the units against the calls vasd and ruth made above. First a
+# control that the check can fail: setpriv changes user and groups, which ~@privileged
+# denies.
+step "system calls against the units' filters"
+strace -f -qq -o "$work/control.strace" setpriv --reuid=vas --regid=vas --clear-groups true
+if /usr/bin/python3 tests/unit_sandbox.py /usr/lib/systemd/system/vas.service \
+  "$work/control.strace" >"$work/control.txt"; then
+  fail "the filter check passed a trace of setresuid/setgroups: $(cat "$work/control.txt")"
+fi
+for pair in vas.service:vasd ruth.service:ruth; do
+  unit=${pair%%:*} prog=${pair##*:}
+  if ! /usr/bin/python3 tests/unit_sandbox.py "/usr/lib/systemd/system/$unit" \
+    "$work/$prog.strace" >"$work/$prog.sandbox.txt"; then
+    cat "$work/$prog.sandbox.txt" >&2
+    fail "$prog makes calls that $unit denies"
+  fi
+  step "  $unit: $(head -n 1 "$work/$prog.sandbox.txt" | sed 's/^[^:]*: [^:]*: //; s/:.*//'), none denied"
+done
+
+# 6. Purge: nothing of the package is left but the vas user and group.
 step "dpkg --purge"
 mkdir -p /run/vas /dev/shm/vas # what the running services would have made
 dpkg --purge vas >"$work/purge.txt" 2>&1 || {

@@ -96,10 +96,16 @@ fn probe(file: &Path) -> Probe {
             "-read_intervals",
             "%+#1",
         ])
-        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
         .arg(file)
         .output()
-        .unwrap();
+        .expect("ffprobe");
+    assert!(
+        first.status.success(),
+        "ffprobe of the first packet of {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&first.stderr)
+    );
     Probe {
         codec: s["codec_name"].as_str().unwrap_or("").into(),
         width: s["width"].as_u64().unwrap_or(0),
@@ -112,7 +118,12 @@ fn probe(file: &Path) -> Probe {
             .as_str()
             .and_then(|d| d.parse().ok())
             .unwrap_or(0.0),
-        first_is_key: String::from_utf8_lossy(&first.stdout).trim() == "1",
+        // The first sample is a sync sample (flags "K_"). Asking for the first decoded frame
+        // instead was flaky: with one packet read, ffprobe does not always get a frame out of
+        // a decoder with reordering delay. That every sample decodes is -count_frames above.
+        first_is_key: String::from_utf8_lossy(&first.stdout)
+            .trim()
+            .starts_with('K'),
     }
 }
 

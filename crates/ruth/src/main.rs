@@ -16,6 +16,8 @@ mod events;
 mod gate;
 mod line_buffer;
 mod link;
+// The same readiness calls as vasd's (sd_notify), one file for both daemons.
+#[path = "../../../src/notify.rs"]
 mod notify;
 mod rate;
 mod registry;
