@@ -383,14 +383,21 @@ fn a_full_disk_pauses_recording_and_nothing_else() {
     });
     for seg in segments(small.dir.path(), "a") {
         let p = probe(&seg);
-        assert!(
-            p.first_is_key,
-            "{} ({} bytes, {} frames) does not start on a key frame\n{}",
-            seg.display(),
-            std::fs::metadata(&seg).map_or(0, |m| m.len()),
-            p.frames,
-            v.log()
-        );
+        if !p.first_is_key {
+            // Kept for a post-mortem: the tmpfs goes with the test.
+            let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("failed-segments");
+            let _ = std::fs::create_dir_all(&keep);
+            let kept = keep.join(seg.file_name().unwrap());
+            let _ = std::fs::copy(&seg, &kept);
+            panic!(
+                "{} ({} bytes, {} frames) does not start on a key frame (copied to {})\n{}",
+                seg.display(),
+                std::fs::metadata(&seg).map_or(0, |m| m.len()),
+                p.frames,
+                kept.display(),
+                v.log()
+            );
+        }
     }
 }
 

@@ -12,13 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use serde::Serialize;
 
 use super::segment::Segment;
 use crate::camera::fanout::{QueueStats, SharedUnit};
 use crate::camera::status::StatusSection;
 use crate::config::RecordTarget;
+
+/// How often the recorder takes what its queue holds. The smallest queue (16 units) lasts
+/// over 260 ms at 60 fps; segments are written a fragment (a GOP) at a time anyway.
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
 
 /// After a failed write or open, the recorder waits this long before trying a new segment.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
@@ -130,15 +134,29 @@ impl Recorder {
     }
 
     /// Records until the camera's side of the queue is gone, then closes the last segment.
+    ///
+    /// The queue is drained every `DRAIN_EVERY` rather than waited on: a recorder blocked
+    /// in `recv` costs a futex wake on the camera thread and a wake-up here for every unit.
     pub fn run(mut self, units: Receiver<SharedUnit>) {
         let delay = test_write_delay();
-        for unit in units.iter() {
-            if let Some(d) = delay {
-                std::thread::sleep(d);
+        loop {
+            std::thread::sleep(DRAIN_EVERY);
+            loop {
+                match units.try_recv() {
+                    Ok(unit) => {
+                        if let Some(d) = delay {
+                            std::thread::sleep(d);
+                        }
+                        self.take(&unit);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.cut("camera stopped");
+                        return;
+                    }
+                }
             }
-            self.take(&unit);
         }
-        self.cut("camera stopped");
     }
 
     fn take(&mut self, unit: &SharedUnit) {
