@@ -180,11 +180,7 @@ fn run(config_path: &Path) -> error::Result<()> {
                     }
                     None => true,
                 };
-                let mut status = status_line(&current, api.addr);
-                if refused {
-                    status += "; the last reload was refused, see the log";
-                }
-                notify::ready(&status);
+                notify::reloaded(&status_line(&current, api.addr), refused);
             }
             _ => {
                 log::info!(target: "vasd", "stopping on signal {signal}");

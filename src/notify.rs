@@ -20,6 +20,18 @@ pub fn reloading() {
     send(&states);
 }
 
+/// A reload ended: READY=1 again, with `status` of the running config, which says so when the
+/// new file was refused (the old config still runs).
+pub fn reloaded(status: &str, refused: bool) {
+    if refused {
+        ready(&format!(
+            "{status}; the last reload was refused, see the log"
+        ));
+    } else {
+        ready(status);
+    }
+}
+
 /// A stop begins: STOPPING=1, so systemd waits for the exit instead of calling it a crash.
 pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);

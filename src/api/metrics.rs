@@ -187,7 +187,7 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "record_units_skipped",
-        help: "Access units never recorded: dropped at the queue, or waiting for a key frame.",
+        help: "Access units never recorded: dropped at the queue, waiting for a key frame, or without a picture.",
         kind: MetricType::Counter,
         read: |c| section(c, "record", "units_skipped"),
     },

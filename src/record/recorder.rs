@@ -32,7 +32,8 @@ const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 pub struct RecordCounters {
     pub segments: AtomicU64,
     pub bytes: AtomicU64,
-    /// Units never written: dropped at the queue, or waiting for a key frame after a cut.
+    /// Units never written: dropped at the queue, waiting for a key frame after a cut, or
+    /// holding no picture.
     pub units_skipped: AtomicU64,
     pub write_errors: AtomicU64,
     /// Segments cut early because the queue overflowed.

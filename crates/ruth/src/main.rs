@@ -205,11 +205,7 @@ fn run(config_path: &Path) -> error::Result<()> {
                     }
                     None => true,
                 };
-                let mut status = status_line(&current);
-                if refused {
-                    status += "; the last reload was refused, see the log";
-                }
-                notify::ready(&status);
+                notify::reloaded(&status_line(&current), refused);
             }
             _ => {
                 log::info!(target: "ruth", "stopping on signal {signal}");
