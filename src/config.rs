@@ -55,6 +55,8 @@ pub struct RecordTarget {
     pub max_bytes: Option<u64>,
     /// Access units the recorder queue holds before the camera thread drops instead.
     pub queue_units: usize,
+    /// Whether the camera's audio is recorded (AAC as it is, G.711 transcoded to AAC).
+    pub audio: bool,
 }
 
 /// Global recording settings (defaults of every camera's [`RecordTarget`]).
@@ -67,6 +69,7 @@ pub struct RecordConfig {
     /// All cameras' segments together beyond this many bytes: the oldest go first.
     pub total_max_bytes: Option<u64>,
     pub queue_units: usize,
+    pub audio: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +96,34 @@ pub struct ReconnectConfig {
     pub healthy_after: Duration,
     /// Longest silence on the socket (at open or while streaming) before the session is dropped.
     pub io_timeout: Duration,
+    /// Wait after the camera refused the credentials. Many cameras lock the account or the
+    /// client address after 3 to 5 failed logins, so this is far longer than a network retry.
+    pub auth_retry: Duration,
+}
+
+/// How the RTP of a camera travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Interleaved in the RTSP connection: one TCP connection, through NAT and firewalls.
+    Tcp,
+    /// RTP/RTCP over UDP (unicast): what some cameras alone offer; loses packets on bad links.
+    Udp,
+    /// RTP over UDP multicast, where the camera sends one stream to many receivers.
+    UdpMulticast,
+    /// RTSP tunnelled in HTTP (the camera's web port).
+    Http,
+}
+
+impl Transport {
+    /// The value of FFmpeg's `rtsp_transport` option.
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::UdpMulticast => "udp_multicast",
+            Transport::Http => "http",
+        }
+    }
 }
 
 /// One camera after defaults and global settings are merged in. Two equal values mean the
@@ -100,7 +131,10 @@ pub struct ReconnectConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraConfig {
     pub id: String,
-    pub url: String,
+    /// With credentials merged in from `username`/`password`/`password_file`; displays
+    /// redacted.
+    pub url: crate::camera::RtspUrl,
+    pub transport: Transport,
     /// Recording settings if this camera is recorded.
     pub record: Option<RecordTarget>,
     /// Whether this camera feeds the live view (default true).
@@ -146,6 +180,7 @@ mod raw {
         pub max_bytes: Option<Spanned<Size>>,
         pub total_max_bytes: Option<Spanned<Size>>,
         pub queue_units: Option<Spanned<i64>>,
+        pub audio: Option<bool>,
     }
 
     #[derive(Deserialize, Default)]
@@ -189,6 +224,7 @@ mod raw {
         pub max_delay_ms: Option<Spanned<i64>>,
         pub healthy_after_s: Option<Spanned<i64>>,
         pub io_timeout_ms: Option<Spanned<i64>>,
+        pub auth_retry_s: Option<Spanned<i64>>,
     }
 
     #[derive(Deserialize)]
@@ -196,7 +232,12 @@ mod raw {
     pub struct Camera {
         pub id: Spanned<String>,
         pub url: Spanned<String>,
+        pub transport: Option<Spanned<String>>,
+        pub username: Option<Spanned<String>>,
+        pub password: Option<Spanned<String>>,
+        pub password_file: Option<Spanned<String>>,
         pub record: Option<bool>,
+        pub record_audio: Option<bool>,
         pub live: Option<bool>,
         pub export: Option<bool>,
         pub keep_days: Option<Spanned<i64>>,
@@ -343,15 +384,34 @@ impl Config {
                 Some(v) => size(&src, v, &key("max_bytes"))?,
                 None => record.max_bytes,
             };
+            let transport = match &cam.transport {
+                None => Transport::Tcp,
+                Some(t) => match t.get_ref().as_str() {
+                    "tcp" => Transport::Tcp,
+                    "udp" => Transport::Udp,
+                    "udp_multicast" => Transport::UdpMulticast,
+                    "http" => Transport::Http,
+                    other => {
+                        return Err(src.error(
+                            t.span(),
+                            &key("transport"),
+                            format!("{other:?} is not a transport: use \"tcp\", \"udp\", \"udp_multicast\" or \"http\""),
+                        ))
+                    }
+                },
+            };
+            let url = resolve_credentials(&src, cam, url, &key)?;
             cameras.push(CameraConfig {
                 id: id.clone(),
-                url: url.clone(),
+                url,
+                transport,
                 record: cam.record.unwrap_or(false).then(|| RecordTarget {
                     dir: record.dir.clone(),
                     segment: record.segment,
                     keep_days,
                     max_bytes,
                     queue_units: record.queue_units,
+                    audio: cam.record_audio.unwrap_or(record.audio),
                 }),
                 // On unless turned off: users expect to see their cameras in the viewer page,
                 // and a live camera nobody watches costs one idle queue hop per unit.
@@ -378,6 +438,77 @@ impl Config {
             record,
             cameras,
         })
+    }
+}
+
+/// The camera URL with `username` and a password from `password` or `password_file` merged
+/// in. A password file must not be readable by others than its owner and group: it exists so
+/// that the secret is not in a world-readable place.
+fn resolve_credentials(
+    src: &Source,
+    cam: &raw::Camera,
+    url: &str,
+    key: &dyn Fn(&str) -> String,
+) -> Result<crate::camera::RtspUrl> {
+    use crate::camera::RtspUrl;
+    let password = match (&cam.password, &cam.password_file) {
+        (Some(p), Some(_)) => {
+            return Err(src.error(
+                p.span(),
+                &key("password"),
+                "give password or password_file, not both",
+            ))
+        }
+        (Some(p), None) => Some(p.get_ref().clone()),
+        (None, Some(f)) => {
+            let path = Path::new(f.get_ref());
+            let bad = |why: String| src.error(f.span(), &key("password_file"), why);
+            let meta = std::fs::metadata(path)
+                .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o004 != 0 {
+                return Err(bad(format!(
+                    "{} is readable by every user: chmod o-r it (e.g. 0640 root:vas)",
+                    path.display()
+                )));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+            // One line; the newline an editor adds is not part of the password.
+            Some(text.trim_end_matches(['\n', '\r']).to_string())
+        }
+        (None, None) => None,
+    };
+    match (&cam.username, password) {
+        (Some(u), Some(p)) => {
+            if url
+                .split("://")
+                .nth(1)
+                .is_some_and(|r| r[..r.find(['/', '?', '#']).unwrap_or(r.len())].contains('@'))
+            {
+                return Err(src.error(
+                    u.span(),
+                    &key("username"),
+                    "the url has credentials too: give them in one place (username and \
+                     password keys keep them out of the url)",
+                ));
+            }
+            Ok(RtspUrl::with_credentials(url, u.get_ref(), &p))
+        }
+        (Some(u), None) => Err(src.error(
+            u.span(),
+            &key("username"),
+            "username needs password or password_file",
+        )),
+        (None, Some(_)) => {
+            let span = cam
+                .password
+                .as_ref()
+                .or(cam.password_file.as_ref())
+                .map_or(0..0, |v| v.span());
+            Err(src.error(span, &key("password"), "a password needs a username"))
+        }
+        (None, None) => Ok(RtspUrl::new(url)),
     }
 }
 
@@ -521,6 +652,7 @@ fn resolve_record(src: &Source, raw: &raw::Record) -> Result<RecordConfig> {
         max_bytes,
         total_max_bytes,
         queue_units,
+        audio: raw.audio.unwrap_or(true),
     })
 }
 
@@ -588,6 +720,7 @@ fn resolve_reconnect(
         max_delay: Duration::from_secs(30),
         healthy_after: Duration::from_secs(30),
         io_timeout: Duration::from_secs(5),
+        auth_retry: Duration::from_secs(60),
     });
     let ms = |v: &Option<Spanned<i64>>, k: &str, min, max, dflt: Duration| -> Result<Duration> {
         match v {
@@ -626,6 +759,16 @@ fn resolve_reconnect(
             "seconds",
         )?),
     };
+    let auth_retry = match &raw.auth_retry_s {
+        None => d.auth_retry,
+        Some(v) => Duration::from_secs(src.int_in(
+            v,
+            &format!("{prefix}.auth_retry_s"),
+            60,
+            86_400,
+            "seconds (cameras lock accounts after a few failed logins)",
+        )?),
+    };
     if max_delay < min_delay {
         let span = raw
             .max_delay_ms
@@ -647,6 +790,7 @@ fn resolve_reconnect(
         max_delay,
         healthy_after,
         io_timeout,
+        auth_retry,
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use daemon::Vasd;
 use serde_json::Value;
-use support::{wait_until, RtspServer};
+use support::{parts, segments, wait_until, RtspServer};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -27,35 +27,6 @@ fn record_section(dir: &Path, segment_seconds: u32) -> String {
         "[record]\ndir = \"{}\"\nsegment_seconds = {segment_seconds}\n",
         dir.display()
     )
-}
-
-/// Finished segments of a camera, oldest first (names sort by time).
-fn segments(dir: &Path, camera: &str) -> Vec<PathBuf> {
-    files(dir, camera, |n| n.ends_with(".mp4"))
-}
-
-fn parts(dir: &Path, camera: &str) -> Vec<PathBuf> {
-    files(dir, camera, |n| n.ends_with(".mp4.part"))
-}
-
-fn files(dir: &Path, camera: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(days) = std::fs::read_dir(dir.join(camera)) else {
-        return out;
-    };
-    for day in days.flatten() {
-        for f in std::fs::read_dir(day.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if keep(&f.file_name().to_string_lossy()) {
-                out.push(f.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 struct Probe {

@@ -9,19 +9,30 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ffmpeg_next::codec::Parameters;
 use ffmpeg_next::{Packet, Rational};
 
-/// The video stream of one session as the demuxer describes it: codec, geometry, and the
-/// extradata (for H.264 from RTSP: SPS and PPS from the SDP, Annex B). Built once per session.
+/// The tracks of one session as the demuxer describes them: the video's codec, geometry and
+/// extradata (for H.264/H.265 from RTSP: the SDP's parameter sets, Annex B), and the audio
+/// track if the camera sends one. Built when a session opens, and again by the camera thread
+/// when new parameter sets arrive in band (see `camera::changes`).
 pub struct StreamParams {
     parameters: Parameters,
     pub extradata: Vec<u8>,
+    pub audio: Option<AudioTrack>,
 }
 
-// SAFETY: AVCodecParameters is plain data owned by `parameters`; it is written only in
-// `StreamParams::new` and read-only afterwards, so sharing references across threads is sound.
+/// A camera's audio track.
+pub struct AudioTrack {
+    pub parameters: Parameters,
+    pub time_base: Rational,
+}
+
+// SAFETY: AVCodecParameters is plain data owned by `parameters` (and the audio track's); it
+// is written only while a `StreamParams` is built and read-only afterwards, so sharing
+// references across threads is sound.
 unsafe impl Sync for StreamParams {}
+unsafe impl Send for AudioTrack {}
 
 impl StreamParams {
-    pub fn new(parameters: Parameters) -> StreamParams {
+    pub fn new(parameters: Parameters, audio: Option<AudioTrack>) -> StreamParams {
         // SAFETY: `parameters` owns a valid AVCodecParameters; we copy `extradata_size` bytes
         // from `extradata`, which FFmpeg keeps consistent.
         let extradata = unsafe {
@@ -35,13 +46,75 @@ impl StreamParams {
         StreamParams {
             parameters,
             extradata,
+            audio,
         }
+    }
+
+    /// The same tracks with new video parameter sets (Annex B) and, when FFmpeg's parser read
+    /// them, the size, pixel format and profile they describe.
+    pub fn with_sets(
+        &self,
+        sets: &[u8],
+        geometry: Option<super::changes::Geometry>,
+    ) -> StreamParams {
+        let mut parameters = self.parameters.clone();
+        set_extradata(&mut parameters, sets);
+        if let Some(g) = geometry {
+            // SAFETY: we own the clone; plain field writes on a valid AVCodecParameters.
+            unsafe {
+                let p = parameters.as_mut_ptr();
+                (*p).width = g.width as i32;
+                (*p).height = g.height as i32;
+                (*p).format = g.format;
+                (*p).profile = g.profile;
+            }
+        }
+        let audio = self.audio.as_ref().map(|a| AudioTrack {
+            parameters: a.parameters.clone(),
+            time_base: a.time_base,
+        });
+        StreamParams::new(parameters, audio)
     }
 
     /// The codec parameters, e.g. to set up a muxer's stream.
     pub fn parameters(&self) -> &Parameters {
         &self.parameters
     }
+
+    /// Width and height of the video, 0 when unknown.
+    pub fn size(&self) -> (u32, u32) {
+        // SAFETY: reading two plain fields of a valid AVCodecParameters.
+        unsafe {
+            let p = self.parameters.as_ptr();
+            ((*p).width.max(0) as u32, (*p).height.max(0) as u32)
+        }
+    }
+}
+
+/// Replaces the extradata of `params` with `data`.
+pub fn set_extradata(params: &mut Parameters, data: &[u8]) {
+    use ffmpeg_next::ffi;
+    // SAFETY: FFmpeg requires extradata to be allocated with av_malloc and padded; we free any
+    // previous buffer with av_free and own the parameters exclusively.
+    unsafe {
+        let p = params.as_mut_ptr();
+        let padding = ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+        let buf = ffi::av_mallocz(data.len() + padding) as *mut u8;
+        if buf.is_null() {
+            return;
+        }
+        std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len());
+        ffi::av_free((*p).extradata as *mut _);
+        (*p).extradata = buf;
+        (*p).extradata_size = data.len() as i32;
+    }
+}
+
+/// Which track of the camera a unit belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Video,
+    Audio,
 }
 
 /// One demuxed access unit of a camera's video stream.
@@ -49,11 +122,21 @@ pub struct AccessUnit {
     /// Reference-counted by FFmpeg: cloning the packet for a consumer does not copy the bytes.
     pub packet: Packet,
     pub time_base: Rational,
-    /// The session's stream description, shared by all its units.
+    pub track: Track,
+    /// The session's stream description, shared by all its units; a new one after new
+    /// parameter sets in band.
     pub stream: Arc<StreamParams>,
-    /// Position of this unit among all the camera offered since start, across sessions: a
-    /// consumer that sees a gap knows its queue overflowed and units were dropped.
+    /// Position of this unit among all units of its track the camera offered since start,
+    /// across sessions: a consumer that sees a gap knows its queue overflowed and units were
+    /// dropped.
     pub seq: u64,
+    /// Set on the video unit that carries new parameter sets (a new size or profile); its
+    /// `stream` describes it and what follows. Consumers whose output is tied to the old
+    /// parameters (a recording's sample entry) start over at it.
+    pub params_changed: bool,
+    /// The video timestamp of this unit does not continue the previous one's (a camera clock
+    /// reset, a jump back or far forward): a new timeline starts here.
+    pub discontinuity: bool,
     /// Increments on every reconnect; a consumer seeing a new value starts over (new segment,
     /// new RTP timeline).
     pub session: u64,
@@ -72,6 +155,9 @@ pub struct QueueStats {
 
 pub struct QueueSink {
     pub name: &'static str,
+    /// Whether this consumer takes audio units too (the recorder of a camera whose audio is
+    /// recorded); the others never see them.
+    pub wants_audio: bool,
     tx: Sender<SharedUnit>,
     pub stats: Arc<QueueStats>,
 }
@@ -82,6 +168,7 @@ impl QueueSink {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let sink = QueueSink {
             name,
+            wants_audio: false,
             tx,
             stats: Arc::new(QueueStats::default()),
         };
@@ -104,10 +191,18 @@ impl Fanout {
         self.sinks.is_empty()
     }
 
+    /// True when some consumer takes audio units.
+    pub fn wants_audio(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_audio)
+    }
+
     /// Offers `unit` to every consumer without ever blocking. A full or closed queue drops it.
     pub fn offer(&self, unit: AccessUnit) {
         let unit = Arc::new(unit);
         for sink in &self.sinks {
+            if unit.track == Track::Audio && !sink.wants_audio {
+                continue;
+            }
             // Relaxed: independent counters read only for status.
             sink.stats.offered.fetch_add(1, Ordering::Relaxed);
             match sink.tx.try_send(unit.clone()) {
@@ -131,8 +226,11 @@ mod tests {
         AccessUnit {
             packet,
             time_base: Rational::new(1, 90_000),
-            stream: Arc::new(StreamParams::new(Parameters::new())),
+            track: Track::Video,
+            stream: Arc::new(StreamParams::new(Parameters::new(), None)),
             seq: n as u64,
+            params_changed: false,
+            discontinuity: false,
             session: 1,
             key: n == 0,
             received_unix_ms: 0,

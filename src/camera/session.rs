@@ -4,9 +4,11 @@
 //! network lets it. Two guards end that: the RTSP `timeout` option (socket I/O timeout in
 //! microseconds: FFmpeg 5.1 dropped `stimeout`), and an interrupt callback that FFmpeg polls at
 //! least every 100 ms while waiting on a socket, which returns true once our own deadline passes
-//! or a stop is raised. The deadline is re-armed before every read. Against a SIGSTOPped server
-//! (field notes): without both the thread blocks forever, shutdown included; with both a stall
-//! ends after the I/O timeout and a stop cancels a blocked read. tests/ingest.rs holds us to it.
+//! or a stop is raised. The deadline runs from the last *video* packet: audio keeps a socket
+//! busy, so a camera whose video froze while its audio flows would otherwise never be seen as
+//! stalled. Against a SIGSTOPped server (field notes): without both the thread blocks forever,
+//! shutdown included; with both a stall ends after the I/O timeout and a stop cancels a
+//! blocked read. tests/ingest.rs and tests/cameras.rs hold us to it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,8 +19,9 @@ use ffmpeg::packet::Mut as _;
 use ffmpeg::{Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
 
+use super::fanout::Track;
 use super::status::StreamInfo;
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, Transport};
 use crate::error::CameraFault;
 use crate::stop::StopSignal;
 
@@ -41,7 +44,11 @@ struct Deadline {
 
 impl Deadline {
     fn arm(&self, after: Duration) {
-        let at = self.base.elapsed() + after;
+        self.arm_at(Instant::now() + after);
+    }
+
+    fn arm_at(&self, at: Instant) {
+        let at = at.saturating_duration_since(self.base);
         self.at_ns.store(at.as_nanos() as u64, Ordering::Relaxed);
     }
 
@@ -54,6 +61,9 @@ impl Deadline {
 pub struct Session {
     input: Input,
     video_index: usize,
+    /// The audio track, when the camera sends one and a consumer takes it.
+    audio_index: Option<usize>,
+    last_video: Instant,
     deadline: Arc<Deadline>,
     io_timeout: Duration,
     stop: Arc<StopSignal>,
@@ -61,8 +71,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, reads the SDP and finds the video stream; bounded by the I/O timeout.
-    pub fn open(cam: &CameraConfig, stop: &Arc<StopSignal>) -> Result<Session, SessionEnd> {
+    /// Connects, reads the SDP and finds the video stream (and the audio one when `audio`);
+    /// bounded by the I/O timeout.
+    pub fn open(
+        cam: &CameraConfig,
+        audio: bool,
+        stop: &Arc<StopSignal>,
+    ) -> Result<Session, SessionEnd> {
         let io_timeout = cam.reconnect.io_timeout;
         let deadline = Arc::new(Deadline {
             base: Instant::now(),
@@ -73,7 +88,12 @@ impl Session {
         deadline.arm(io_timeout * 2);
 
         let mut options = Dictionary::new();
-        options.set("rtsp_transport", "tcp");
+        options.set("rtsp_transport", cam.transport.ffmpeg_name());
+        if cam.transport == Transport::Udp || cam.transport == Transport::UdpMulticast {
+            // Lost or late datagrams: wait at most 0.5 s to reorder (FFmpeg's default), and a
+            // socket buffer that holds a second of a 16 Mbit/s stream against bursts.
+            options.set("buffer_size", "2097152");
+        }
         options.set("timeout", &io_timeout.as_micros().to_string());
         // Probing waits for frames to guess the frame rate; H.264 parameters come from the SDP
         // and the first key frame, so one second of analysis is plenty and keeps start fast.
@@ -85,9 +105,12 @@ impl Session {
             let stop = stop.clone();
             move || stop.is_raised() || deadline.passed()
         };
-        let input =
-            ffmpeg::format::input_with_interrupt_and_dictionary(&cam.url, interrupt, options)
-                .map_err(|e| classify(e, stop, "open", io_timeout, opening.elapsed()))?;
+        let input = ffmpeg::format::input_with_interrupt_and_dictionary(
+            cam.url.expose(),
+            interrupt,
+            options,
+        )
+        .map_err(|e| classify(e, stop, "open", io_timeout, opening.elapsed()))?;
 
         let stream = input
             .streams()
@@ -108,12 +131,24 @@ impl Session {
             let p = params.as_ptr();
             ((*p).width.max(0) as u32, (*p).height.max(0) as u32)
         };
+        let audio_stream = input.streams().best(ffmpeg::media::Type::Audio);
+        let audio_name = audio_stream.as_ref().map(|a| {
+            let p = a.parameters();
+            // SAFETY: reading a plain field of a valid AVCodecParameters.
+            let rate = unsafe { (*p.as_ptr()).sample_rate };
+            format!("{} {rate} Hz", codec_name(p.id()))
+        });
         let info = StreamInfo {
-            codec: format!("{:?}", params.id()).to_lowercase(),
+            codec: codec_name(params.id()),
             width,
             height,
+            audio: audio_name,
+            transport: cam.transport.ffmpeg_name(),
         };
+        let audio_index = audio_stream.filter(|_| audio).map(|a| a.index());
         Ok(Session {
+            audio_index,
+            last_video: Instant::now(),
             video_index: stream.index(),
             input,
             deadline,
@@ -123,23 +158,36 @@ impl Session {
         })
     }
 
-    /// Reads the next packet of the video stream into `packet`; other streams are skipped.
-    pub fn read_video(&mut self, packet: &mut Packet) -> Result<(), SessionEnd> {
+    /// Reads the next packet of the video (or the audio) track into `packet`; other tracks
+    /// are skipped. The session is stalled when no video came for the I/O timeout, whatever
+    /// else arrives.
+    pub fn read(&mut self, packet: &mut Packet) -> Result<Track, SessionEnd> {
         loop {
-            self.deadline.arm(self.io_timeout);
+            let video_due = self.last_video + self.io_timeout;
+            if Instant::now() >= video_due {
+                return Err(self.video_stalled());
+            }
+            self.deadline.arm_at(video_due);
             let reading = Instant::now();
             // av_read_frame overwrites the packet without releasing what it held; release the
             // previous buffer reference first (consumers hold their own references).
             // SAFETY: the packet is a valid, owned AVPacket; unref leaves it blank and reusable.
             unsafe { ffmpeg::ffi::av_packet_unref(packet.as_mut_ptr()) };
             match packet.read(&mut self.input) {
-                Ok(()) if packet.stream() == self.video_index => return Ok(()),
+                Ok(()) if packet.stream() == self.video_index => {
+                    self.last_video = Instant::now();
+                    return Ok(Track::Video);
+                }
+                Ok(()) if Some(packet.stream()) == self.audio_index => return Ok(Track::Audio),
                 Ok(()) => continue,
                 Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => {
                     if self.stop.is_raised() {
                         return Err(SessionEnd::Stopped);
                     }
                     continue;
+                }
+                Err(_) if !self.stop.is_raised() && Instant::now() >= video_due => {
+                    return Err(self.video_stalled());
                 }
                 Err(e) => {
                     let waited = reading.elapsed();
@@ -149,10 +197,33 @@ impl Session {
         }
     }
 
+    fn video_stalled(&self) -> SessionEnd {
+        let detail = match self.audio_index {
+            Some(_) => format!(
+                "no video for {} ms (audio still flowing: the camera's video encoder froze?)",
+                self.io_timeout.as_millis()
+            ),
+            None => format!("no data for {} ms", self.io_timeout.as_millis()),
+        };
+        SessionEnd::Fault(CameraFault::Stalled, detail)
+    }
+
+    pub fn audio_stream(&self) -> Option<ffmpeg::format::stream::Stream<'_>> {
+        self.audio_index.and_then(|i| self.input.stream(i))
+    }
+
     pub fn video_stream(&self) -> ffmpeg::format::stream::Stream<'_> {
         self.input
             .stream(self.video_index)
             .expect("the video index came from this input")
+    }
+}
+
+/// The name users see for a codec: `h264`, `h265`, `aac`, `pcm_alaw`.
+pub fn codec_name(id: ffmpeg::codec::Id) -> String {
+    match crate::bitstream::Codec::from_ffmpeg(id) {
+        Some(c) => c.name().to_string(),
+        None => id.name().to_string(),
     }
 }
 

@@ -43,8 +43,13 @@ impl CameraState {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StreamInfo {
     pub codec: String,
+    /// The current size: updated when new parameter sets arrive in band.
     pub width: u32,
     pub height: u32,
+    /// The camera's audio track (`aac 48000 Hz`), whether or not it is recorded.
+    pub audio: Option<String>,
+    /// How the RTP travels: `tcp`, `udp`, `udp_multicast`, `http`.
+    pub transport: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +73,14 @@ pub struct CameraStatus {
     pub failures: AtomicU64,
     pub last_packet_unix_ms: AtomicU64,
     pub last_key_frame_unix_ms: AtomicU64,
+    /// Audio packets received.
+    pub audio_packets: AtomicU64,
+    /// New parameter sets (size, profile) in band within a session.
+    pub param_changes: AtomicU64,
+    /// Timestamp discontinuities of the video within a session.
+    pub discontinuities: AtomicU64,
+    /// When the next connection attempt is due while backing off; 0 otherwise.
+    pub next_attempt_unix_ms: AtomicU64,
     /// Present only for a camera whose frames are exported; `None` costs nothing.
     pub export: Option<ExportCounters>,
     sections: Mutex<Vec<(&'static str, Arc<dyn StatusSection>)>>,
@@ -209,8 +222,13 @@ pub struct CameraSnapshot {
     /// Frames exported per second; null when the camera's export is off.
     pub fps_out: Option<f64>,
     pub key_frames: u64,
+    pub audio_packets: u64,
+    pub param_changes: u64,
+    pub discontinuities: u64,
     pub reconnects: u64,
     pub failures: u64,
+    /// While backing off: when the next attempt is due.
+    pub next_attempt_unix_ms: Option<u64>,
     pub last_packet_unix_ms: Option<u64>,
     pub last_key_frame_unix_ms: Option<u64>,
     pub stream: Option<StreamInfo>,
@@ -242,6 +260,10 @@ impl CameraStatus {
             failures: AtomicU64::new(0),
             last_packet_unix_ms: AtomicU64::new(0),
             last_key_frame_unix_ms: AtomicU64::new(0),
+            audio_packets: AtomicU64::new(0),
+            param_changes: AtomicU64::new(0),
+            discontinuities: AtomicU64::new(0),
+            next_attempt_unix_ms: AtomicU64::new(0),
             export: exported.then(ExportCounters::default),
             sections: Mutex::new(Vec::new()),
             queues: Mutex::new(Vec::new()),
@@ -269,6 +291,13 @@ impl CameraStatus {
 
     pub fn set_stream(&self, info: StreamInfo) {
         self.text().stream = Some(info);
+    }
+
+    /// The size after new parameter sets in band.
+    pub fn set_size(&self, width: u32, height: u32) {
+        if let Some(s) = self.text().stream.as_mut() {
+            (s.width, s.height) = (width, height);
+        }
     }
 
     pub fn set_error(&self, fault: CameraFault, message: String) {
@@ -348,6 +377,10 @@ impl CameraStatus {
             bitrate_kbps: rates.bitrate_kbps,
             fps_out: rates.fps_out,
             key_frames: self.key_frames.load(Ordering::Relaxed),
+            audio_packets: self.audio_packets.load(Ordering::Relaxed),
+            param_changes: self.param_changes.load(Ordering::Relaxed),
+            discontinuities: self.discontinuities.load(Ordering::Relaxed),
+            next_attempt_unix_ms: nonzero(self.next_attempt_unix_ms.load(Ordering::Relaxed)),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             last_packet_unix_ms: nonzero(self.last_packet_unix_ms.load(Ordering::Relaxed)),

@@ -22,9 +22,6 @@ use self::nv12::{planar_to_nv12, Nv12, Planar};
 use crate::camera::status::{CameraStatus, ExportCounters};
 use crate::config::ExportTarget;
 
-/// A jump of the stream clock forward by more than this is treated as a discontinuity.
-const MAX_PTS_STEP_NS: i64 = 10_000_000_000;
-
 pub struct FrameTap {
     camera: String,
     log: String,
@@ -39,7 +36,6 @@ pub struct FrameTap {
     refused: Option<String>,
     /// The next published frame starts a new timeline (new session or timestamp jump).
     discontinuity: bool,
-    last_pts_ns: Option<i64>,
 }
 
 impl FrameTap {
@@ -57,7 +53,6 @@ impl FrameTap {
             writer: None,
             refused: None,
             discontinuity: true,
-            last_pts_ns: None,
         }
     }
 
@@ -66,7 +61,6 @@ impl FrameTap {
         self.decoder = None;
         self.refused = None;
         self.discontinuity = true;
-        self.last_pts_ns = None;
         if let Err(e) = self.resolve_group() {
             return self.refuse(e);
         }
@@ -96,8 +90,11 @@ impl FrameTap {
         self.decoder = None;
     }
 
-    /// Decodes one access unit and publishes every frame it completes.
-    pub fn decode(&mut self, packet: &Packet) {
+    /// Decodes one access unit and publishes every frame it completes. `discontinuity` is the
+    /// camera thread's verdict on the unit's timestamp (`camera::changes`): the next frame
+    /// published starts a new timeline.
+    pub fn decode(&mut self, packet: &Packet, discontinuity: bool) {
+        self.discontinuity |= discontinuity;
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
@@ -133,6 +130,15 @@ impl FrameTap {
         let (w, h) = (self.frame.width(), self.frame.height());
         match self.frame.format() {
             Pixel::YUV420P | Pixel::YUVJ420P => {}
+            Pixel::YUV420P10LE | Pixel::YUV420P10BE => {
+                self.refuse(
+                    "the camera sends 10-bit video (H.265 Main 10); the export takes 8-bit \
+                     4:2:0 only: set the camera's encoder (or the stream that feeds the export) \
+                     to H.264 or H.265 Main"
+                        .to_string(),
+                );
+                return false;
+            }
             other => {
                 self.refuse(format!(
                     "the decoder produces {other:?}; the export takes 8-bit 4:2:0 only"
@@ -182,24 +188,13 @@ impl FrameTap {
         true
     }
 
-    /// Stream time of the current frame in ns; marks a discontinuity when the clock jumps.
-    fn pts_ns(&mut self) -> i64 {
-        let tb = self.time_base;
-        let ns = self.frame.timestamp().map(|ts| {
-            (ts as i128 * tb.numerator() as i128 * 1_000_000_000 / tb.denominator().max(1) as i128)
-                as i64
-        });
-        let ns = match (ns, self.last_pts_ns) {
-            (Some(ns), Some(last)) if ns <= last || ns - last > MAX_PTS_STEP_NS => {
-                self.discontinuity = true;
-                ns
-            }
-            (Some(ns), _) => ns,
+    /// Stream time of the current frame in ns.
+    fn pts_ns(&self) -> i64 {
+        match self.frame.timestamp() {
+            Some(ts) => crate::camera::changes::to_ns(ts, self.time_base),
             // No timestamp at all (rare over RTSP): keep the clock moving on capture time.
-            (None, _) => frames::monotonic_now_ns(),
-        };
-        self.last_pts_ns = Some(ns);
-        ns
+            None => frames::monotonic_now_ns(),
+        }
     }
 
     /// Creates the ring on the first frame (its size depends on the geometry), and starts a

@@ -13,11 +13,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::h264::{annex_b_units, nal_type, ParameterSets, NAL_AUD, NAL_FILLER, NAL_IDR};
-use super::h264::{NAL_PPS, NAL_SPS};
 use super::packetizer::Packetizer;
 use super::status::LiveStatus;
 use super::timeline::RtpTimeline;
+use crate::bitstream::{annex_b, Codec, NalKind, ParameterSets};
 
 /// The fixed payload type of the RTP we hand to mediasoup; it rewrites it per viewer.
 pub const PAYLOAD_TYPE: u8 = 96;
@@ -69,7 +68,7 @@ impl Feed {
         Feed {
             camera: camera.to_string(),
             status,
-            sets: ParameterSets::default(),
+            sets: ParameterSets::new(Codec::H264),
             session: None,
             next_seq: None,
             waiting: true,
@@ -140,7 +139,7 @@ impl Feed {
             self.waiting = true;
         }
         self.next_seq = Some(unit.seq + 1);
-        let nals: Vec<&[u8]> = annex_b_units(unit.data).collect();
+        let nals: Vec<&[u8]> = annex_b::units(unit.data).collect();
         for nal in &nals {
             self.sets.learn(nal);
         }
@@ -176,19 +175,20 @@ impl Feed {
     }
 }
 
-/// The NAL units to send: without delimiters and filler, and for a key frame with SPS and PPS
+/// The NAL units to send: without delimiters, filler and end markers, and for a key frame with SPS and PPS
 /// before its first slice if the camera did not repeat them in-band.
 fn units_to_send<'a>(sets: &'a ParameterSets, nals: &[&'a [u8]], key: bool) -> Vec<&'a [u8]> {
-    let has = |t: u8| nals.iter().any(|n| nal_type(n) == t);
-    let (mut need_sps, mut need_pps) = (key && !has(NAL_SPS), key && !has(NAL_PPS));
+    let kind = |n: &[u8]| Codec::H264.nal_kind(n);
+    let has = |k: NalKind| nals.iter().any(|n| kind(n) == k);
+    let (mut need_sps, mut need_pps) = (key && !has(NalKind::Sps), key && !has(NalKind::Pps));
     let mut units = Vec::with_capacity(nals.len() + 2);
     for &nal in nals {
-        let t = nal_type(nal);
-        if t == NAL_AUD || t == NAL_FILLER {
+        let k = kind(nal);
+        if k == NalKind::Padding {
             continue;
         }
-        // The first slice (VCL types 1 to 5) of a key frame gets the missing sets first.
-        if (1..=NAL_IDR).contains(&t) && (need_sps || need_pps) {
+        // The first slice of a key frame gets the missing sets first.
+        if matches!(k, NalKind::Slice | NalKind::KeySlice) && (need_sps || need_pps) {
             if let (true, Some(sps)) = (need_sps, sets.sps.as_deref()) {
                 units.push(sps);
             }

@@ -28,7 +28,6 @@
 mod answer;
 mod feed;
 mod flavor;
-mod h264;
 mod offer;
 mod packetizer;
 mod rtcp;

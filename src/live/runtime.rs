@@ -335,8 +335,10 @@ impl Runtime {
         if parameters.id() != ffmpeg_next::codec::Id::H264 {
             if cam.unplayable.is_none() {
                 let why = format!(
-                    "it sends {:?}; the live view carries H.264 only",
-                    parameters.id()
+                    "it sends {}, and the live view carries H.264 only (browsers cannot be \
+                     relied on to decode anything else over WebRTC): set this stream of the \
+                     camera to H.264, or point a camera entry at its H.264 substream",
+                    crate::camera::session::codec_name(parameters.id())
                 );
                 log::warn!(target: "live", "camera {id}: {why}");
                 cam.status.set_error(Some(why.clone()));

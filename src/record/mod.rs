@@ -7,6 +7,7 @@
 //! The camera thread never waits: when the disk is slow the queue overflows, the camera drops
 //! units and counts them, and the recorder cuts its segment and resumes at a key frame.
 
+mod audio;
 mod janitor;
 mod recorder;
 mod segment;
@@ -90,7 +91,8 @@ impl RecordSettings {
 impl Consumer for Recorders {
     fn attach(&mut self, cam: &CameraConfig, status: &Arc<CameraStatus>) -> Option<QueueSink> {
         let target = cam.record.clone()?;
-        let (sink, units) = QueueSink::bounded("record", target.queue_units);
+        let (mut sink, units) = QueueSink::bounded("record", target.queue_units);
+        sink.wants_audio = target.audio;
         let counters = Arc::new(RecordCounters::new(sink.stats.clone()));
         status.add_section("record", counters.clone());
         self.policy

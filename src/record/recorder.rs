@@ -4,6 +4,8 @@
 //! A segment ends, and the next one starts at the next key frame, when:
 //! - it reached `segment_seconds` (cut on the first key frame after it);
 //! - the camera reconnected (a new session: two sessions are never glued with a time jump);
+//! - the camera thread flagged new parameter sets (each file's sample entry describes all of
+//!   its frames) or a timestamp discontinuity (a file never holds a clock jump);
 //! - units were dropped because the queue overflowed (a slow disk): a gap in `seq`;
 //! - a write failed (disk full): then no new segment is tried for a few seconds, and the
 //!   first one after that starts at a key frame.
@@ -16,7 +18,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use serde::Serialize;
 
 use super::segment::Segment;
-use crate::camera::fanout::{QueueStats, SharedUnit};
+use crate::bitstream::Codec;
+use crate::camera::fanout::{QueueStats, SharedUnit, Track};
 use crate::camera::status::StatusSection;
 use crate::config::RecordTarget;
 
@@ -36,6 +39,8 @@ pub struct RecordCounters {
     /// holding no picture.
     pub units_skipped: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Audio units not written: lost at the queue, or outside a segment.
+    pub audio_skipped: AtomicU64,
     /// Segments cut early because the queue overflowed.
     pub overflow_cuts: AtomicU64,
     queue: Arc<QueueStats>,
@@ -56,6 +61,7 @@ impl RecordCounters {
             bytes: AtomicU64::new(0),
             units_skipped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            audio_skipped: AtomicU64::new(0),
             overflow_cuts: AtomicU64::new(0),
             queue,
             text: Mutex::new(RecordText {
@@ -82,6 +88,7 @@ impl StatusSection for RecordCounters {
             "queue_dropped": self.queue.dropped.load(Ordering::Relaxed),
             "units_skipped": self.units_skipped.load(Ordering::Relaxed),
             "write_errors": self.write_errors.load(Ordering::Relaxed),
+            "audio_skipped": self.audio_skipped.load(Ordering::Relaxed),
             "overflow_cuts": self.overflow_cuts.load(Ordering::Relaxed),
             "last_error": text.last_error,
         })
@@ -110,6 +117,7 @@ pub struct Recorder {
     closed: Sender<String>,
     segment: Option<Segment>,
     last_seq: Option<u64>,
+    last_audio_seq: Option<u64>,
     session: Option<u64>,
     retry_at: Option<Instant>,
 }
@@ -129,6 +137,7 @@ impl Recorder {
             closed,
             segment: None,
             last_seq: None,
+            last_audio_seq: None,
             session: None,
             retry_at: None,
         }
@@ -161,6 +170,9 @@ impl Recorder {
     }
 
     fn take(&mut self, unit: &SharedUnit) {
+        if unit.track == Track::Audio {
+            return self.take_audio(unit);
+        }
         if let Some(last) = self.last_seq {
             let dropped = unit.seq.saturating_sub(last + 1);
             if dropped > 0 {
@@ -179,10 +191,8 @@ impl Recorder {
             }
         }
         self.last_seq = Some(unit.seq);
-        let picture = super::segment::carries_picture(
-            unit.packet.data().unwrap_or(&[]),
-            unit.stream.parameters().id(),
-        );
+        let picture = Codec::from_ffmpeg(unit.stream.parameters().id())
+            .is_none_or(|c| c.carries_picture(unit.packet.data().unwrap_or(&[])));
         if !picture {
             self.counters.units_skipped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -192,6 +202,12 @@ impl Recorder {
                 self.cut("camera reconnected");
             }
             self.session = Some(unit.session);
+        }
+        if unit.params_changed {
+            self.cut("new parameter sets");
+        }
+        if unit.discontinuity {
+            self.cut("timestamp discontinuity");
         }
         if unit.key {
             let full = self
@@ -215,6 +231,29 @@ impl Recorder {
         }
     }
 
+    /// Writes an audio unit into the open segment. Audio lost at the queue leaves a gap in
+    /// the audio track only: it is counted, the segment goes on.
+    fn take_audio(&mut self, unit: &SharedUnit) {
+        if let Some(last) = self.last_audio_seq {
+            let dropped = unit.seq.saturating_sub(last + 1);
+            self.counters
+                .audio_skipped
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        self.last_audio_seq = Some(unit.seq);
+        let Some(segment) = self.segment.as_mut() else {
+            self.counters.audio_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if self.session != Some(unit.session) {
+            return;
+        }
+        if let Err(e) = segment.write_audio(unit) {
+            self.fail(&e);
+            self.cut("write failed");
+        }
+    }
+
     /// Starts a segment at `unit` if it can: a key frame, and no recent error. Returns
     /// whether a segment is open.
     fn open(&mut self, unit: &SharedUnit) -> bool {
@@ -224,7 +263,7 @@ impl Recorder {
         if !unit.key || !stamped || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return false;
         }
-        match Segment::open(&self.target.dir, &self.camera, unit) {
+        match Segment::open(&self.target.dir, &self.camera, unit, self.target.audio) {
             Ok(s) => {
                 if self.retry_at.take().is_some() {
                     log::info!(target: &self.log, "recording again: {}", s.path.display());

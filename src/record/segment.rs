@@ -9,10 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use ffmpeg::format::context::Output;
-use ffmpeg::{Dictionary, Rational};
+use ffmpeg::{Dictionary, Rational, Rescale};
 use ffmpeg_next as ffmpeg;
 
-use crate::camera::fanout::AccessUnit;
+use super::audio::{self, AudioPlan, ToAac};
+use crate::bitstream::{Codec, ParameterSets};
+use crate::camera::fanout::{set_extradata, AccessUnit};
 
 /// Suffix of a segment being written.
 pub const PART_SUFFIX: &str = ".part";
@@ -32,6 +34,20 @@ pub struct Segment {
     durable_units: u64,
     /// Units whose DTS was not after the previous one and was moved forward.
     pub fixed_dts: u64,
+    audio: Option<AudioOut>,
+}
+
+/// The audio track of a segment.
+struct AudioOut {
+    index: usize,
+    in_time_base: Rational,
+    out_time_base: Rational,
+    /// The segment's start (its first video unit) in the input audio time base.
+    origin: i64,
+    last_dts: Option<i64>,
+    transcoder: Option<ToAac>,
+    /// Audio packets written.
+    packets: u64,
 }
 
 /// `<dir>/<camera>/<YYYY-MM-DD>/<HH-MM-SS>.mp4` for a UTC start time; `-1`, `-2`... are added
@@ -63,8 +79,14 @@ pub fn part_of(path: &Path) -> PathBuf {
 }
 
 impl Segment {
-    /// Starts a segment at `first`, which must be a key frame with a timestamp.
-    pub fn open(dir: &Path, camera: &str, first: &AccessUnit) -> Result<Segment, String> {
+    /// Starts a segment at `first`, which must be a key frame with a timestamp; with the
+    /// camera's audio track when `audio` (and the track can be recorded: see `audio::plan`).
+    pub fn open(
+        dir: &Path,
+        camera: &str,
+        first: &AccessUnit,
+        audio: bool,
+    ) -> Result<Segment, String> {
         let first_dts = first
             .packet
             .dts()
@@ -79,15 +101,24 @@ impl Segment {
         let mut output = ffmpeg::format::output_as(&part_path, "mp4")
             .map_err(|e| format!("cannot create {}: {e}", part_path.display()))?;
         let mut params = first.stream.parameters().clone();
+        let codec = Codec::from_ffmpeg(params.id());
         // SAFETY: we own `params`; plain field writes on a valid AVCodecParameters. The tag is
-        // the RTSP demuxer's; zero lets the MP4 muxer choose `avc1`.
-        unsafe { (*params.as_mut_ptr()).codec_tag = 0 };
-        if first.stream.extradata.is_empty() {
-            // Cheap cameras leave SPS/PPS out of the SDP; the MP4 header needs them, and the
-            // key frame carries them in band.
-            let extradata = parameter_sets(first.packet.data().unwrap_or(&[]));
-            if !extradata.is_empty() {
-                set_extradata(&mut params, &extradata);
+        // the RTSP demuxer's; zero lets the MP4 muxer choose (`avc1` for H.264). For H.265 it
+        // would choose `hev1`, which Safari refuses; `hvc1` (parameter sets in the sample
+        // entry, which is where ours are) plays everywhere.
+        unsafe {
+            (*params.as_mut_ptr()).codec_tag = match codec {
+                Some(Codec::H265) => u32::from_le_bytes(*b"hvc1"),
+                _ => 0,
+            }
+        };
+        if let (true, Some(codec)) = (first.stream.extradata.is_empty(), codec) {
+            // Cheap cameras leave the parameter sets out of the SDP; the MP4 header needs
+            // them, and the key frame carries them in band.
+            let mut sets = ParameterSets::new(codec);
+            sets.learn_access_unit(first.packet.data().unwrap_or(&[]));
+            if sets.is_complete() {
+                set_extradata(&mut params, &sets.to_annex_b());
             }
         }
         {
@@ -96,6 +127,40 @@ impl Segment {
                 .map_err(|e| format!("cannot add the video stream: {e}"))?;
             stream.set_parameters(params);
             stream.set_time_base(first.time_base);
+        }
+        let mut audio_out = None;
+        if let Some(track) = first.stream.audio.as_ref().filter(|_| audio) {
+            let (params, in_tb, transcoder) = match audio::plan(track.parameters.id()) {
+                AudioPlan::Copy => {
+                    let mut p = track.parameters.clone();
+                    // SAFETY: plain field write on parameters we own; zero lets the muxer
+                    // choose the tag (mp4a).
+                    unsafe { (*p.as_mut_ptr()).codec_tag = 0 };
+                    (Some(p), track.time_base, None)
+                }
+                AudioPlan::ToAac => {
+                    let t = ToAac::new(&track.parameters)?;
+                    (Some(t.parameters()), track.time_base, Some(t))
+                }
+                AudioPlan::Drop => (None, track.time_base, None),
+            };
+            if let Some(params) = params {
+                let mut stream = output
+                    .add_stream(Option::<ffmpeg::Codec>::None)
+                    .map_err(|e| format!("cannot add the audio stream: {e}"))?;
+                stream.set_parameters(params);
+                let tb = transcoder.as_ref().map_or(in_tb, |t| t.time_base());
+                stream.set_time_base(tb);
+                audio_out = Some(AudioOut {
+                    index: stream.index(),
+                    in_time_base: tb,
+                    out_time_base: tb,
+                    origin: first_dts.rescale(first.time_base, track.time_base),
+                    last_dts: None,
+                    transcoder,
+                    packets: 0,
+                });
+            }
         }
         let mut options = Dictionary::new();
         options.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
@@ -119,6 +184,12 @@ impl Segment {
             .stream(0)
             .map(|s| s.time_base())
             .unwrap_or(first.time_base);
+        if let Some(a) = audio_out.as_mut() {
+            a.out_time_base = output
+                .stream(a.index)
+                .map(|s| s.time_base())
+                .unwrap_or(a.in_time_base);
+        }
         Ok(Segment {
             output,
             part_path,
@@ -130,6 +201,7 @@ impl Segment {
             units: 0,
             durable_units: 0,
             fixed_dts: 0,
+            audio: audio_out,
         })
     }
 
@@ -176,6 +248,52 @@ impl Segment {
         Ok(())
     }
 
+    /// Appends one audio unit of the camera (its timestamps in the audio track's time base).
+    /// Audio from before the segment's first video unit, or not after the previous audio
+    /// packet, is left out: players start a file on its video.
+    pub fn write_audio(&mut self, unit: &AccessUnit) -> Result<(), String> {
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        let Some(ts) = unit.packet.pts().or(unit.packet.dts()) else {
+            return Ok(());
+        };
+        let ts = ts - a.origin;
+        if ts < 0 {
+            return Ok(());
+        }
+        let mut encoded = Vec::new();
+        match a.transcoder.as_mut() {
+            Some(t) => {
+                // The transcoder's clock is in samples; the input's time base is 1/rate too
+                // for RTP G.711, but rescale in case it is not.
+                let samples = ts.rescale(unit.time_base, a.in_time_base);
+                t.push(&unit.packet, samples, &mut |p| encoded.push(p));
+            }
+            None => {
+                let mut p = unit.packet.clone();
+                p.set_pts(Some(ts));
+                p.set_dts(Some(ts));
+                encoded.push(p);
+            }
+        }
+        for mut packet in encoded {
+            let dts = packet.dts().or(packet.pts()).unwrap_or(0);
+            if a.last_dts.is_some_and(|last| dts <= last) {
+                continue;
+            }
+            a.last_dts = Some(dts);
+            packet.set_stream(a.index);
+            packet.set_position(-1);
+            packet.rescale_ts(a.in_time_base, a.out_time_base);
+            packet
+                .write(&mut self.output)
+                .map_err(|e| format!("writing audio to {}: {e}", self.part_path.display()))?;
+            a.packets += 1;
+        }
+        Ok(())
+    }
+
     /// Finishes the file and gives it its final name. Returns its size in bytes. Even when
     /// the trailer cannot be written (disk full), the fragments already written stay playable,
     /// so the file is kept unless no frame of it reached the disk.
@@ -206,97 +324,6 @@ impl Segment {
     }
 }
 
-/// Whether an access unit holds a coded picture: in an Annex B H.264 or H.265 stream, a VCL
-/// NAL unit. A stream cut mid-frame (a server that ends the session) leaves a last unit with
-/// only an access unit delimiter; written to a segment it is a sample every decoder reports as
-/// "no frame". Units of other codecs, or not in Annex B, are taken as pictures.
-pub fn carries_picture(data: &[u8], codec: ffmpeg::codec::Id) -> bool {
-    use ffmpeg::codec::Id;
-    let is_vcl: fn(u8) -> bool = match codec {
-        Id::H264 => |header| matches!(header & 0x1f, 1..=5),
-        Id::HEVC => |header| (header >> 1) & 0x3f < 32,
-        _ => return true,
-    };
-    if !(data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1])) {
-        return true;
-    }
-    // Parameter sets, SEI and delimiters come before the slices: the scan ends early.
-    let mut i = 0;
-    while i + 3 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            if is_vcl(data[i + 3]) {
-                return true;
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    false
-}
-
-/// The SPS and PPS NAL units of an Annex B access unit, each with a start code.
-fn parameter_sets(annex_b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for nal in annex_b_units(annex_b) {
-        if let Some(&header) = nal.first() {
-            if matches!(header & 0x1f, 7 | 8) {
-                out.extend_from_slice(&[0, 0, 0, 1]);
-                out.extend_from_slice(nal);
-            }
-        }
-    }
-    out
-}
-
-/// Splits an Annex B byte stream at its start codes (00 00 01 or 00 00 00 01).
-fn annex_b_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let ends: Vec<usize> = starts
-        .iter()
-        .skip(1)
-        .map(|&s| {
-            // The next unit's start code begins 3 bytes before it, 4 with a leading zero.
-            let mut e = s - 3;
-            while e > 0 && data[e - 1] == 0 {
-                e -= 1;
-            }
-            e
-        })
-        .chain(std::iter::once(data.len()))
-        .collect();
-    starts
-        .into_iter()
-        .zip(ends)
-        .map(move |(s, e)| &data[s..e.max(s)])
-}
-
-fn set_extradata(params: &mut ffmpeg::codec::Parameters, data: &[u8]) {
-    // SAFETY: FFmpeg requires extradata to be allocated with av_malloc and padded; we free any
-    // previous buffer with av_free and own the parameters exclusively.
-    unsafe {
-        let p = params.as_mut_ptr();
-        let padding = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
-        let buf = ffmpeg::ffi::av_mallocz(data.len() + padding) as *mut u8;
-        if buf.is_null() {
-            return;
-        }
-        std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len());
-        ffmpeg::ffi::av_free((*p).extradata as *mut _);
-        (*p).extradata = buf;
-        (*p).extradata_size = data.len() as i32;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,67 +342,5 @@ mod tests {
         std::fs::write(part_of(&q), b"x").unwrap();
         let r = segment_path(dir.path(), "front", ms);
         assert_eq!(r, dir.path().join("front/2026-11-25/17-04-09-2.mp4"));
-    }
-
-    #[test]
-    fn units_without_a_slice_carry_no_picture() {
-        use ffmpeg::codec::Id;
-        // (unit, codec, carries a picture)
-        let table: [(&[u8], Id, bool); 8] = [
-            // H.264: access unit delimiter only (what a cut stream leaves)
-            (&[0, 0, 0, 1, 0x09, 0x10], Id::H264, false),
-            // AUD, SPS, PPS, IDR slice
-            (
-                &[
-                    0, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3,
-                ],
-                Id::H264,
-                true,
-            ),
-            // a non-IDR slice
-            (&[0, 0, 1, 0x41, 0x9a], Id::H264, true),
-            // SEI only
-            (&[0, 0, 0, 1, 0x06, 0x05, 0x80], Id::H264, false),
-            // H.265: AUD (type 35), then a TRAIL_R slice (type 1)
-            (&[0, 0, 0, 1, 0x46, 0x01, 0x50], Id::HEVC, false),
-            (
-                &[0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 1, 0x02, 0x01, 0xd0],
-                Id::HEVC,
-                true,
-            ),
-            // not Annex B (length-prefixed): cannot tell, taken as a picture
-            (&[0, 0, 0, 2, 0x09, 0x10], Id::H264, true),
-            // another codec
-            (&[0, 0, 1, 0x09], Id::MPEG4, true),
-        ];
-        for (unit, codec, expected) in table {
-            assert_eq!(carries_picture(unit, codec), expected, "{unit:02x?}");
-        }
-    }
-
-    #[test]
-    fn parameter_sets_are_found_in_band() {
-        // (access unit, expected extradata)
-        let sps = [0x67, 0x64, 0x00, 0x28];
-        let pps = [0x68, 0xee, 0x3c, 0x80];
-        let idr = [0x65, 0x88, 0x84, 0x00, 0x00];
-        let mut au = vec![0, 0, 0, 1];
-        au.extend_from_slice(&sps);
-        au.extend_from_slice(&[0, 0, 1]);
-        au.extend_from_slice(&pps);
-        au.extend_from_slice(&[0, 0, 0, 1]);
-        au.extend_from_slice(&idr);
-        let mut want = vec![0, 0, 0, 1];
-        want.extend_from_slice(&sps);
-        want.extend_from_slice(&[0, 0, 0, 1]);
-        want.extend_from_slice(&pps);
-        let table: [(&[u8], Vec<u8>); 3] = [
-            (&au, want),
-            (&[0, 0, 0, 1, 0x65, 1, 2], vec![]),
-            (&[], vec![]),
-        ];
-        for (input, expected) in table {
-            assert_eq!(parameter_sets(input), expected);
-        }
     }
 }

@@ -102,7 +102,17 @@ impl RtspServer {
     /// Also serves live encoded mounts: `(name, "640x480@15")` is a
     /// videotestsrc + x264enc (ultrafast, key frame every second) stream.
     pub fn start_with_live(mounts: &[(&str, &str)], live: &[(&str, &str)]) -> RtspServer {
-        let args = server_args(mounts, live);
+        RtspServer::start_with_args(mounts, live, &[])
+    }
+
+    /// Also passes `extra` to the server (e.g. `["--auth", "user:pass"]`).
+    pub fn start_with_args(
+        mounts: &[(&str, &str)],
+        live: &[(&str, &str)],
+        extra: &[&str],
+    ) -> RtspServer {
+        let mut args = server_args(mounts, live);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut server = RtspServer {
             child: None,
             stdin: None,
@@ -579,4 +589,33 @@ pub fn ffprobe_streams(url: &str) -> Result<String, String> {
             done.stderr.trim()
         )),
     }
+}
+
+/// Finished segments of a camera, oldest first (names sort by time).
+pub fn segments(dir: &Path, camera: &str) -> Vec<PathBuf> {
+    files(dir, camera, |n| n.ends_with(".mp4"))
+}
+
+pub fn parts(dir: &Path, camera: &str) -> Vec<PathBuf> {
+    files(dir, camera, |n| n.ends_with(".mp4.part"))
+}
+
+pub fn files(dir: &Path, camera: &str, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(days) = std::fs::read_dir(dir.join(camera)) else {
+        return out;
+    };
+    for day in days.flatten() {
+        for f in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if keep(&f.file_name().to_string_lossy()) {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
