@@ -11,10 +11,18 @@ its user+system CPU time is read from /proc over the window:
   export   vasd decoding into the shm ring   vs  N x ffmpeg -pix_fmt nv12 -f null (decode only)
                                              and N x GStreamer rtspsrc..avdec_h264..NV12..shmsink
 
+Real-camera kinds (640x360 files of tests/fixtures/make_media.sh):
+
+  record-aac    H.264 + AAC 48 kHz, AAC kept     vs  N x ffmpeg -c:v copy -c:a copy -f segment
+  record-pcma   H.264 + G.711 A-law 8 kHz,       vs  N x ffmpeg -c:v copy -c:a aac -f segment
+                transcoded to AAC
+  export-h265   H.265 decoded into the shm ring  vs  N x ffmpeg -pix_fmt nv12 -f null
+
 Figures are CPU seconds per camera-minute (lower is better) and the ratio to each baseline.
 Passthrough work is tiny, so windows are long and counts are several cameras.
 
-Usage: benches/cpu.py [ingest|record|export ...] [--cameras 1,8] [--seconds 60]
+Usage: benches/cpu.py [ingest|record|export|record-aac|record-pcma|export-h265 ...]
+                     [--cameras 1,8] [--seconds 60]
 """
 
 import argparse
@@ -33,10 +41,21 @@ from benchlib import ROOT, cpu_seconds, free_port
 WAKE_LATENCY = os.path.join(ROOT, "target/release/examples/wake_latency")
 
 
-def start_server(media, n):
+# mode -> (file served, what vasd does)
+MEDIA = {
+    "ingest": ("cam1080.mp4", "ingest"),
+    "record": ("cam1080.mp4", "record"),
+    "export": ("cam1080.mp4", "export"),
+    "record-aac": ("cam_aac.mp4", "record"),
+    "record-pcma": ("cam_pcma.mkv", "record"),
+    "export-h265": ("cam_h265.mp4", "export"),
+}
+
+
+def start_server(media, n, file="cam1080.mp4"):
     args = ["/usr/bin/python3", os.path.join(ROOT, "tests/fixtures/rtsp_server.py"), "--port", "0"]
     for i in range(n):
-        args += ["--mount", f"cam{i}={os.path.join(media, 'cam1080.mp4')}"]
+        args += ["--mount", f"cam{i}={os.path.join(media, file)}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().split()
     if len(line) != 2 or line[0] != "READY":
@@ -118,8 +137,27 @@ def ffmpeg(url, *out):
     return ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url, *out]
 
 
+def segment_cmds(urls, tmp, codecs):
+    cmds = []
+    for i, u in enumerate(urls):
+        d = os.path.join(tmp, f"ffseg{i}")
+        os.makedirs(d, exist_ok=True)
+        cmds.append(ffmpeg(u, *codecs, "-f", "segment", "-segment_time", "60",
+                           "-segment_format", "mp4", os.path.join(d, "%05d.mp4")))
+    return cmds
+
+
 def baselines(mode, urls, tmp):
     """(name, one command per camera) of the tools vasd is compared with."""
+    if mode == "record-aac":
+        return [("ffmpeg -c:v copy -c:a copy -f segment",
+                 segment_cmds(urls, tmp, ["-c:v", "copy", "-c:a", "copy"]))]
+    if mode == "record-pcma":
+        return [("ffmpeg -c:v copy -c:a aac -f segment",
+                 segment_cmds(urls, tmp, ["-c:v", "copy", "-c:a", "aac"]))]
+    if mode == "export-h265":
+        return [("ffmpeg -pix_fmt nv12 -f null",
+                 [ffmpeg(u, "-pix_fmt", "nv12", "-f", "null", "-") for u in urls])]
     if mode == "ingest":
         return [("ffmpeg -c copy -f null", [ffmpeg(u, "-c", "copy", "-f", "null", "-") for u in urls])]
     if mode == "record":
@@ -150,17 +188,21 @@ def main():
     a = ap.parse_args()
     subprocess.run(["bash", os.path.join(ROOT, "tests/fixtures/make_media.sh"), a.media],
                    check=True, stdout=subprocess.DEVNULL)
-    print(f"1080p30 H.264 4 Mbit/s over RTSP/TCP, {a.seconds:.0f} s windows; "
-          "CPU seconds per camera-minute (lower is better)")
+    print(f"1080p30 H.264 4 Mbit/s (real-camera kinds: 640x360) over RTSP/TCP, "
+          f"{a.seconds:.0f} s windows; CPU seconds per camera-minute (lower is better)")
     for mode in a.modes:
+        if mode not in MEDIA:
+            sys.exit(f"unknown mode {mode!r}: use {', '.join(MEDIA)}")
+        file, vasd_mode = MEDIA[mode]
         for n in [int(x) for x in a.cameras.split(",")]:
-            server, port = start_server(a.media, n)
+            server, port = start_server(a.media, n, file)
             tmp = tempfile.mkdtemp(prefix="vas-bench-")
             try:
                 urls = [f"rtsp://127.0.0.1:{port}/cam{i}" for i in range(n)]
-                vasd_cpu, rate, note = run_vasd(a.vasd, urls, mode, tmp, a.warmup, a.seconds)
+                vasd_cpu, rate, note = run_vasd(a.vasd, urls, vasd_mode, tmp, a.warmup,
+                                                a.seconds)
                 per = 60 / a.seconds / n
-                unit = "frames" if mode == "export" else "units"
+                unit = "frames" if vasd_mode == "export" else "units"
                 print(f"{mode:>7} x{n:<2} vasd {vasd_cpu * per:7.3f}  ({rate:5.1f} {unit}/s per camera)")
                 if note:
                     print(f"{'':>11} {note}")

@@ -122,9 +122,9 @@ fn run(config_path: &Path) -> error::Result<()> {
         what: "initialising FFmpeg".into(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    // FFmpeg's own log lines can carry camera URLs with credentials and do not name the camera;
-    // every failure reaches our log through the error values instead.
-    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Quiet);
+    // FFmpeg's own warnings go to our log at debug level, redacted and under the camera's
+    // name; failures reach the log through the error values.
+    camera::ffmpeg_log::install();
 
     // Register signals before starting threads so none of them inherits default handling
     // while we are still setting up.

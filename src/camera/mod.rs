@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod changes;
 pub mod fanout;
+pub mod ffmpeg_log;
 pub mod session;
 pub mod status;
 mod url;
@@ -264,6 +265,12 @@ impl CameraThread {
                 Err(end) => return end,
             };
             let now_ms = unix_ms();
+            let lost = ffmpeg_log::take_lost();
+            if lost > 0 {
+                self.status
+                    .rtp_packets_lost
+                    .fetch_add(lost, Ordering::Relaxed);
+            }
             if track == Track::Audio {
                 self.status.audio_packets.fetch_add(1, Ordering::Relaxed);
                 if let Some(tb) = audio_time_base {

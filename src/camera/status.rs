@@ -79,6 +79,8 @@ pub struct CameraStatus {
     pub param_changes: AtomicU64,
     /// Timestamp discontinuities of the video within a session.
     pub discontinuities: AtomicU64,
+    /// RTP packets the demuxer reported missing (UDP transports).
+    pub rtp_packets_lost: AtomicU64,
     /// When the next connection attempt is due while backing off; 0 otherwise.
     pub next_attempt_unix_ms: AtomicU64,
     /// Present only for a camera whose frames are exported; `None` costs nothing.
@@ -225,6 +227,7 @@ pub struct CameraSnapshot {
     pub audio_packets: u64,
     pub param_changes: u64,
     pub discontinuities: u64,
+    pub rtp_packets_lost: u64,
     pub reconnects: u64,
     pub failures: u64,
     /// While backing off: when the next attempt is due.
@@ -263,6 +266,7 @@ impl CameraStatus {
             audio_packets: AtomicU64::new(0),
             param_changes: AtomicU64::new(0),
             discontinuities: AtomicU64::new(0),
+            rtp_packets_lost: AtomicU64::new(0),
             next_attempt_unix_ms: AtomicU64::new(0),
             export: exported.then(ExportCounters::default),
             sections: Mutex::new(Vec::new()),
@@ -380,6 +384,7 @@ impl CameraStatus {
             audio_packets: self.audio_packets.load(Ordering::Relaxed),
             param_changes: self.param_changes.load(Ordering::Relaxed),
             discontinuities: self.discontinuities.load(Ordering::Relaxed),
+            rtp_packets_lost: self.rtp_packets_lost.load(Ordering::Relaxed),
             next_attempt_unix_ms: nonzero(self.next_attempt_unix_ms.load(Ordering::Relaxed)),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
