@@ -274,7 +274,10 @@ fn logins_work_and_a_wrong_password_cannot_lock_the_account() {
     let secret_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(secret_file.path(), "s3cret\n").unwrap();
     let host = |s: &RtspServer| s.url("cam");
+    // Recordings go to a temporary directory, never to the default one of the package.
+    let rec = tempfile::tempdir().unwrap();
     let body = [
+        format!("[record]\ndir = \"{}\"\n", rec.path().display()),
         // Separate keys; a password with '@' and ':' reaches the server intact.
         camera(
             "digest",

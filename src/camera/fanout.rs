@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ffmpeg_next::codec::Parameters;
+use ffmpeg_next::packet::{Mut as _, Ref as _};
 use ffmpeg_next::{Packet, Rational};
 
 /// The tracks of one session as the demuxer describes them: the video's codec, geometry and
@@ -110,6 +111,18 @@ pub fn set_extradata(params: &mut Parameters, data: &[u8]) {
     }
 }
 
+/// A new reference to the bytes of `packet`, without copying them. ffmpeg-next's `clone`
+/// copies: it makes the clone writable, and a buffer with two references is copied for that.
+/// Consumers only read the bytes and rewrite the timestamps, which are fields of the packet,
+/// not of the shared buffer.
+pub fn share(packet: &Packet) -> Packet {
+    let mut out = Packet::empty();
+    // SAFETY: both are valid AVPackets; av_packet_ref adds a reference to the source's
+    // buffer (or copies a packet that has none) and copies its properties.
+    unsafe { ffmpeg_next::ffi::av_packet_ref(out.as_mut_ptr(), packet.as_ptr()) };
+    out
+}
+
 /// Which track of the camera a unit belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Track {
@@ -119,7 +132,8 @@ pub enum Track {
 
 /// One demuxed access unit of a camera's video stream.
 pub struct AccessUnit {
-    /// Reference-counted by FFmpeg: cloning the packet for a consumer does not copy the bytes.
+    /// Reference-counted by FFmpeg: the unit holds a reference to the demuxer's buffer
+    /// ([`share`]), and consumers share the unit itself.
     pub packet: Packet,
     pub time_base: Rational,
     pub track: Track,

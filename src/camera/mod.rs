@@ -24,7 +24,7 @@ use ffmpeg_next::Packet;
 
 use self::backoff::{Backoff, RandomJitter};
 use self::changes::ChangeDetector;
-use self::fanout::{AccessUnit, AudioTrack, Fanout, QueueSink, StreamParams, Track};
+use self::fanout::{share, AccessUnit, AudioTrack, Fanout, QueueSink, StreamParams, Track};
 use self::session::{Session, SessionEnd};
 use self::status::{unix_ms, CameraState, CameraStatus};
 pub use self::url::{redact_url, RtspUrl};
@@ -276,7 +276,7 @@ impl CameraThread {
                 if let Some(tb) = audio_time_base {
                     self.audio_offered += 1;
                     self.fanout.offer(AccessUnit {
-                        packet: packet.clone(),
+                        packet: share(&packet),
                         time_base: tb,
                         track,
                         stream: changes.params().clone(),
@@ -309,7 +309,7 @@ impl CameraThread {
             if !self.fanout.is_empty() {
                 self.units_offered += 1;
                 self.fanout.offer(AccessUnit {
-                    packet: packet.clone(),
+                    packet: share(&packet),
                     time_base,
                     track,
                     stream: changes.params().clone(),

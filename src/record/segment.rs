@@ -14,7 +14,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::audio::{self, AudioPlan, ToAac};
 use crate::bitstream::{Codec, ParameterSets};
-use crate::camera::fanout::{set_extradata, AccessUnit};
+use crate::camera::fanout::{set_extradata, share, AccessUnit};
 
 /// Suffix of a segment being written.
 pub const PART_SUFFIX: &str = ".part";
@@ -232,7 +232,7 @@ impl Segment {
             }
         }
         self.last_dts = Some(dts);
-        let mut packet = unit.packet.clone();
+        let mut packet = share(&unit.packet);
         packet.set_dts(Some(dts));
         packet.set_pts(Some(pts));
         packet.set_stream(0);
@@ -271,7 +271,7 @@ impl Segment {
                 t.push(&unit.packet, samples, &mut |p| encoded.push(p));
             }
             None => {
-                let mut p = unit.packet.clone();
+                let mut p = share(&unit.packet);
                 p.set_pts(Some(ts));
                 p.set_dts(Some(ts));
                 encoded.push(p);
