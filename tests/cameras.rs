@@ -56,6 +56,10 @@ struct Recording {
     max_step_s: f64,
     audio_codec: Option<String>,
     audio_packets: usize,
+    /// First audio timestamp, and the spans from first to last timestamp.
+    audio_start_s: f64,
+    audio_span_s: f64,
+    video_span_s: f64,
 }
 
 fn recording(file: &Path) -> Recording {
@@ -90,6 +94,8 @@ fn recording(file: &Path) -> Recording {
     };
     let mut video_times = times("video");
     video_times.sort_by(f64::total_cmp);
+    let audio_times = times("audio");
+    let span = |t: &[f64]| t.last().zip(t.first()).map_or(0.0, |(l, f)| l - f);
     Recording {
         video_codec: video["codec_name"].as_str().unwrap_or("").into(),
         video_tag: video["codec_tag_string"].as_str().unwrap_or("").into(),
@@ -108,7 +114,10 @@ fn recording(file: &Path) -> Recording {
             .map(|w| w[1] - w[0])
             .fold(0.0, f64::max),
         audio_codec: of_type("audio").and_then(|a| Some(a["codec_name"].as_str()?.to_string())),
-        audio_packets: times("audio").len(),
+        audio_packets: audio_times.len(),
+        audio_start_s: audio_times.first().copied().unwrap_or(0.0),
+        audio_span_s: span(&audio_times),
+        video_span_s: span(&video_times),
     }
 }
 
@@ -125,6 +134,8 @@ fn real_camera_kinds_are_recorded_exported_and_reported() {
     let server = RtspServer::start_with_live(
         &[
             ("h265", "cam_h265.mp4"),
+            ("h265_10bit", "cam_h265_10bit.mp4"),
+            ("bframes", "cam1080_bframes.mp4"),
             ("aac", "cam_aac.mp4"),
             ("pcma", "cam_pcma.mkv"),
             ("jump", "cam_aac.mp4,jump=-30@6"),
@@ -142,9 +153,18 @@ fn real_camera_kinds_are_recorded_exported_and_reported() {
         rec.path().display(),
         shm.path().display()
     );
-    for id in ["h265", "aac", "pcma", "jump", "switch", "freeze"] {
+    for id in [
+        "h265",
+        "h265_10bit",
+        "aac",
+        "pcma",
+        "jump",
+        "switch",
+        "freeze",
+    ] {
         body += &camera(id, &server.url(id), "");
     }
+    body += &camera("bframes", &server.url("bframes"), "export = false");
     body += &camera(
         "udp",
         &server.url("aac"),
@@ -190,6 +210,25 @@ fn real_camera_kinds_are_recorded_exported_and_reported() {
     let live_error = h265["live"]["error"].as_str().unwrap_or("");
     assert!(live_error.contains("H.264"), "live of H.265: {h265}");
 
+    // H.265 Main 10: recorded as it is; the export says why it takes none of it.
+    let main10 = &cams["h265_10bit"];
+    let export_error = main10["export"]["error"].as_str().unwrap_or("");
+    assert!(export_error.contains("10-bit"), "{main10}");
+    assert_eq!(counter(&main10["export"], "frames_exported"), 0);
+    let recs = recordings(rec.path(), "h265_10bit");
+    assert!(recs.iter().any(|r| r.frames > 10), "Main 10: {recs:?}");
+    for r in &recs {
+        assert_eq!(r.video_tag, "hvc1", "{r:?}");
+        assert_eq!(r.sizes, BTreeSet::from([(320, 180)]), "{r:?}");
+    }
+
+    // B-frames: every frame decodes, in one size.
+    let recs = recordings(rec.path(), "bframes");
+    assert!(recs.iter().any(|r| r.frames > 60), "B-frames: {recs:?}");
+    for r in &recs {
+        assert_eq!(r.sizes, BTreeSet::from([(1920, 1080)]), "{r:?}");
+    }
+
     // AAC is kept; G.711 becomes AAC; record_audio = false records video only.
     for (id, codec) in [("aac", "aac"), ("pcma", "pcm_alaw")] {
         let cam = &cams[id];
@@ -207,6 +246,11 @@ fn real_camera_kinds_are_recorded_exported_and_reported() {
             assert_eq!(r.audio_codec.as_deref(), Some("aac"), "{id}: {r:?}");
             // Several seconds of audio: AAC frames of 1024 samples at 8 to 48 kHz.
             assert!(r.audio_packets > 20, "{id}: {r:?}");
+            // Audio covers the video's span, in step with it.
+            assert!(
+                (r.audio_span_s - r.video_span_s).abs() < 1.0 && r.audio_start_s.abs() < 1.0,
+                "{id}: audio out of step with video: {r:?}"
+            );
             assert_eq!(r.video_codec, "h264");
         }
     }

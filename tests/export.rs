@@ -143,17 +143,23 @@ fn latest_frame(reader: &ExportReader) -> Option<(u32, u32, Vec<u8>)> {
 /// ffmpeg CLI's decode of the file the camera serves, limited and full range.
 #[test]
 fn exported_pixels_equal_the_source() {
-    let server = RtspServer::start(&[("lim", "cam720.mp4"), ("full", "cam480_yuvj.mp4")]);
+    let server = RtspServer::start(&[
+        ("lim", "cam720.mp4"),
+        ("full", "cam480_yuvj.mp4"),
+        ("h265", "cam_h265.mp4"),
+    ]);
     let shm = tempfile::tempdir().unwrap();
     let v = Vasd::start(
         &(export_on(shm.path())
             + &camera("lim", &server.url("lim"))
-            + &camera("full", &server.url("full"))),
+            + &camera("full", &server.url("full"))
+            + &camera("h265", &server.url("h265"))),
     );
     // (camera, file, width, height, full range)
     let table = [
         ("lim", "cam720.mp4", 1280, 720, false),
         ("full", "cam480_yuvj.mp4", 640, 480, true),
+        ("h265", "cam_h265.mp4", 640, 360, false),
     ];
     for (id, file, w, h, full) in table {
         wait_until(T, "frames exported", || exported(&v, id) > 10);
