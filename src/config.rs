@@ -142,6 +142,135 @@ pub struct CameraConfig {
     /// The frame export target if export is on both globally and for this camera.
     pub export: Option<ExportTarget>,
     pub reconnect: ReconnectConfig,
+    /// Which stream of the camera this is; `Main` for the camera as configured.
+    pub stream: StreamKind,
+    /// The roles this stream serves. A camera with one url serves all three.
+    pub roles: Roles,
+    /// The camera's second stream; present only on the camera as configured, and expanded
+    /// by [`CameraConfig::streams`] into a stream of its own.
+    pub substream: Option<Substream>,
+}
+
+/// A camera's substream as configured: its url and transport, and the roles it serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Substream {
+    pub url: crate::camera::RtspUrl,
+    pub transport: Transport,
+    pub roles: Roles,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Main,
+    Sub,
+}
+
+/// Which of a camera's functions a stream serves: every role is served by exactly one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub record: bool,
+    pub live: bool,
+    pub export: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        record: true,
+        live: true,
+        export: true,
+    };
+    pub const NONE: Roles = Roles {
+        record: false,
+        live: false,
+        export: false,
+    };
+
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            ("record", self.record),
+            ("live", self.live),
+            ("export", self.export),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect()
+    }
+
+    fn get(&mut self, name: &str) -> Option<&mut bool> {
+        match name {
+            "record" => Some(&mut self.record),
+            "live" => Some(&mut self.live),
+            "export" => Some(&mut self.export),
+            _ => None,
+        }
+    }
+
+    fn without(self, other: Roles) -> Roles {
+        Roles {
+            record: self.record && !other.record,
+            live: self.live && !other.live,
+            export: self.export && !other.export,
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self == Roles::NONE
+    }
+}
+
+impl CameraConfig {
+    /// The streams to run for this camera, each a config of its own that carries only what
+    /// its roles need, so a reload that changes one stream's settings restarts only that
+    /// stream. A substream that serves nothing enabled (its only role is `export` and the
+    /// export is off) is not run at all: off means not even connected. The main stream always
+    /// runs: it is where the camera's status lives.
+    pub fn streams(&self) -> Vec<CameraConfig> {
+        let Some(sub) = &self.substream else {
+            return vec![self.clone()];
+        };
+        let narrow = |mut c: CameraConfig, roles: Roles| {
+            c.roles = roles;
+            c.substream = None;
+            if !roles.record {
+                c.record = None;
+            }
+            if !roles.export {
+                c.export = None;
+            }
+            if !roles.live {
+                c.live = false;
+            }
+            c
+        };
+        let main = narrow(self.clone(), self.roles);
+        let mut s = narrow(self.clone(), sub.roles);
+        s.stream = StreamKind::Sub;
+        s.url = sub.url.clone();
+        s.transport = sub.transport;
+        let serves = s.record.is_some() || s.live || s.export.is_some();
+        if serves {
+            vec![main, s]
+        } else {
+            vec![main]
+        }
+    }
+
+    /// The key of this stream among all: the camera id, `<id>/sub` for a substream (`/`
+    /// cannot be part of an id).
+    pub fn stream_key(&self) -> String {
+        match self.stream {
+            StreamKind::Main => self.id.clone(),
+            StreamKind::Sub => format!("{}/sub", self.id),
+        }
+    }
+
+    /// The thread name and log target of this stream: `cam-<id>`, `cam-<id>-sub`.
+    pub fn thread_name(&self) -> String {
+        match self.stream {
+            StreamKind::Main => format!("cam-{}", self.id),
+            StreamKind::Sub => format!("cam-{}-sub", self.id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +278,19 @@ pub struct ExportTarget {
     pub shm_dir: PathBuf,
     pub slots: u32,
     pub group: Option<String>,
+    pub decode: ExportDecode,
+    /// Decoder threads (frame threading); 1 decodes on the camera thread alone.
+    pub threads: u32,
+}
+
+/// Which frames the export decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportDecode {
+    /// Every frame.
+    All,
+    /// Key frames only: the others are never handed to the decoder, so a 1 s GOP costs
+    /// about a tenth of decoding every frame (measured: field notes).
+    KeyFrames,
 }
 
 mod raw {
@@ -238,12 +380,24 @@ mod raw {
         pub password_file: Option<Spanned<String>>,
         pub record: Option<bool>,
         pub record_audio: Option<bool>,
+        pub export_decode: Option<Spanned<String>>,
+        pub export_threads: Option<Spanned<i64>>,
         pub live: Option<bool>,
         pub export: Option<bool>,
         pub keep_days: Option<Spanned<i64>>,
         pub max_bytes: Option<Spanned<Size>>,
         #[serde(default)]
         pub reconnect: Reconnect,
+        pub roles: Option<Spanned<Vec<Spanned<String>>>>,
+        pub substream: Option<Substream>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Substream {
+        pub url: Spanned<String>,
+        pub roles: Spanned<Vec<Spanned<String>>>,
+        pub transport: Option<Spanned<String>>,
     }
 }
 
@@ -384,23 +538,50 @@ impl Config {
                 Some(v) => size(&src, v, &key("max_bytes"))?,
                 None => record.max_bytes,
             };
-            let transport = match &cam.transport {
-                None => Transport::Tcp,
-                Some(t) => match t.get_ref().as_str() {
-                    "tcp" => Transport::Tcp,
-                    "udp" => Transport::Udp,
-                    "udp_multicast" => Transport::UdpMulticast,
-                    "http" => Transport::Http,
+            let transport = parse_transport(&src, &cam.transport, &key("transport"))?;
+            let url = resolve_credentials(&src, cam, url, &key)?;
+            let (roles, sub) = resolve_streams(&src, cam, &key)?;
+            let substream = match (sub, &cam.substream) {
+                (Some((roles, transport)), Some(raw)) => {
+                    let sub_url = raw.url.get_ref();
+                    if !(sub_url.starts_with("rtsp://") || sub_url.starts_with("rtsps://")) {
+                        return Err(src.error(
+                            raw.url.span(),
+                            &key("substream.url"),
+                            format!(
+                                "{:?} is not an RTSP url: use rtsp://host[:port]/path",
+                                crate::camera::redact_url(sub_url)
+                            ),
+                        ));
+                    }
+                    Some(Substream {
+                        url: resolve_credentials(&src, cam, sub_url, &key)?,
+                        transport,
+                        roles,
+                    })
+                }
+                _ => None,
+            };
+            let export_decode = match &cam.export_decode {
+                None => ExportDecode::All,
+                Some(d) => match d.get_ref().as_str() {
+                    "all" => ExportDecode::All,
+                    "key_frames" => ExportDecode::KeyFrames,
                     other => {
                         return Err(src.error(
-                            t.span(),
-                            &key("transport"),
-                            format!("{other:?} is not a transport: use \"tcp\", \"udp\", \"udp_multicast\" or \"http\""),
+                            d.span(),
+                            &key("export_decode"),
+                            format!(
+                                "{other:?} is not a decode mode: use \"all\" or \"key_frames\""
+                            ),
                         ))
                     }
                 },
             };
-            let url = resolve_credentials(&src, cam, url, &key)?;
+            let export_threads = match &cam.export_threads {
+                None => 1,
+                Some(n) => src.int_in(n, &key("export_threads"), 1, 16, "threads")?,
+            };
             cameras.push(CameraConfig {
                 id: id.clone(),
                 url,
@@ -420,6 +601,8 @@ impl Config {
                     shm_dir: export.shm_dir.clone(),
                     slots: export.slots,
                     group: export.group.clone(),
+                    decode: export_decode,
+                    threads: export_threads,
                 }),
                 reconnect: resolve_reconnect(
                     &src,
@@ -427,6 +610,9 @@ impl Config {
                     &cam.reconnect,
                     Some(defaults),
                 )?,
+                stream: StreamKind::Main,
+                roles,
+                substream,
             });
         }
 
@@ -439,6 +625,117 @@ impl Config {
             cameras,
         })
     }
+}
+
+fn parse_transport(src: &Source, t: &Option<Spanned<String>>, key: &str) -> Result<Transport> {
+    let Some(t) = t else {
+        return Ok(Transport::Tcp);
+    };
+    match t.get_ref().as_str() {
+        "tcp" => Ok(Transport::Tcp),
+        "udp" => Ok(Transport::Udp),
+        "udp_multicast" => Ok(Transport::UdpMulticast),
+        "http" => Ok(Transport::Http),
+        other => Err(src.error(
+            t.span(),
+            key,
+            format!(
+                "{other:?} is not a transport: use \"tcp\", \"udp\", \"udp_multicast\" or \"http\""
+            ),
+        )),
+    }
+}
+
+/// A role list: known names, each once.
+fn parse_roles(src: &Source, list: &Spanned<Vec<Spanned<String>>>, key: &str) -> Result<Roles> {
+    let mut roles = Roles::NONE;
+    for r in list.get_ref() {
+        let name = r.get_ref();
+        match roles.get(name) {
+            None => {
+                return Err(src.error(
+                    r.span(),
+                    key,
+                    format!("{name:?} is not a role: use \"record\", \"live\" or \"export\""),
+                ))
+            }
+            Some(true) => {
+                return Err(src.error(r.span(), key, format!("role {name:?} is given twice")))
+            }
+            Some(slot) => *slot = true,
+        }
+    }
+    if roles.is_empty() {
+        return Err(src.error(
+            list.span(),
+            key,
+            "a stream with no role: give it at least one of \"record\", \"live\", \"export\"",
+        ));
+    }
+    Ok(roles)
+}
+
+/// The roles of a camera's main stream and its substream: every role on exactly one stream.
+fn resolve_streams(
+    src: &Source,
+    cam: &raw::Camera,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(Roles, Option<(Roles, Transport)>)> {
+    let Some(sub) = &cam.substream else {
+        if let Some(r) = &cam.roles {
+            return Err(src.error(
+                r.span(),
+                &key("roles"),
+                "roles without a substream: a camera with one url serves every role; add \
+                 [camera.substream] or remove roles",
+            ));
+        }
+        return Ok((Roles::ALL, None));
+    };
+    let sub_roles = parse_roles(src, &sub.roles, &key("substream.roles"))?;
+    let transport = match &sub.transport {
+        Some(_) => parse_transport(src, &sub.transport, &key("substream.transport"))?,
+        None => parse_transport(src, &cam.transport, &key("transport"))?,
+    };
+    let main_roles = match &cam.roles {
+        None => {
+            let rest = Roles::ALL.without(sub_roles);
+            if rest.is_empty() {
+                return Err(src.error(
+                    sub.roles.span(),
+                    &key("substream.roles"),
+                    "the substream takes every role and leaves the main stream none: give the \
+                     main stream one (roles = [\"record\"]) or use the substream's url alone",
+                ));
+            }
+            rest
+        }
+        Some(list) => {
+            let main = parse_roles(src, list, &key("roles"))?;
+            for name in main.names() {
+                if sub_roles.names().contains(&name) {
+                    return Err(src.error(
+                        list.span(),
+                        &key("roles"),
+                        format!("role {name:?} is on both streams: give each role to one stream"),
+                    ));
+                }
+            }
+            let missing = Roles::ALL.without(main).without(sub_roles);
+            if !missing.is_empty() {
+                return Err(src.error(
+                    list.span(),
+                    &key("roles"),
+                    format!(
+                        "role {:?} is on no stream: give it to the main stream or the substream",
+                        missing.names()[0]
+                    ),
+                ));
+            }
+            main
+        }
+    };
+    Ok((main_roles, Some((sub_roles, transport))))
 }
 
 /// The camera URL with `username` and a password from `password` or `password_file` merged
@@ -864,6 +1161,135 @@ mod tests {
                 "config:\n{text}\nwant: {want}\ngot:  {got}"
             );
         }
+    }
+
+    #[test]
+    fn substream_roles_and_their_errors() {
+        let cam = |extra: &str| {
+            format!("[[camera]]\nid = \"c\"\nurl = \"rtsp://h/main\"\nrecord = true\n{extra}")
+        };
+        let sub =
+            |roles: &str| format!("[camera.substream]\nurl = \"rtsp://h/sub\"\nroles = {roles}\n");
+        // (camera text, error it must give: file:line:column: key: message)
+        let errors = [
+            (
+                cam("roles = [\"record\"]\n"),
+                "vas.toml:5:9: camera[0].roles: roles without a substream",
+            ),
+            (
+                cam(&sub("[\"live\", \"lives\"]")),
+                "camera[0].substream.roles: \"lives\" is not a role",
+            ),
+            (
+                cam(&sub("[\"live\", \"live\"]")),
+                "camera[0].substream.roles: role \"live\" is given twice",
+            ),
+            (
+                cam(&sub("[]")),
+                "camera[0].substream.roles: a stream with no role",
+            ),
+            (
+                cam(&sub("[\"record\", \"live\", \"export\"]")),
+                "camera[0].substream.roles: the substream takes every role",
+            ),
+            (
+                cam(&format!(
+                    "roles = [\"record\", \"live\"]\n{}",
+                    sub("[\"live\", \"export\"]")
+                )),
+                "camera[0].roles: role \"live\" is on both streams",
+            ),
+            (
+                cam(&format!("roles = [\"record\"]\n{}", sub("[\"live\"]"))),
+                "camera[0].roles: role \"export\" is on no stream",
+            ),
+            (
+                cam("[camera.substream]\nurl = \"http://h/sub\"\nroles = [\"live\"]\n"),
+                "camera[0].substream.url: \"http://h/sub\" is not an RTSP url",
+            ),
+            (
+                cam("transport = \"quic\"\n"),
+                "camera[0].transport: \"quic\" is not a transport",
+            ),
+            (
+                cam("export_decode = \"some\"\n"),
+                "camera[0].export_decode: \"some\" is not a decode mode",
+            ),
+            (
+                cam("username = \"u\"\n"),
+                "camera[0].username: username needs password",
+            ),
+            (
+                cam("password = \"p\"\n"),
+                "camera[0].password: a password needs a username",
+            ),
+        ];
+        for (text, want) in &errors {
+            let got = err(text);
+            assert!(got.contains(want), "{text}\ngot:  {got}\nwant: {want}");
+        }
+
+        // The usual setup: main records, substream serves live and export.
+        let cfg = parse(&format!(
+            "[export]\nenabled = true\n{}",
+            cam(&format!(
+                "username = \"u\"\npassword = \"p\"\n{}",
+                sub("[\"live\", \"export\"]")
+            ))
+        ))
+        .unwrap();
+        let streams = cfg.cameras[0].streams();
+        // (key, thread, roles, records, live, exports, url with credentials)
+        let got: Vec<_> = streams
+            .iter()
+            .map(|s| {
+                (
+                    s.stream_key(),
+                    s.thread_name(),
+                    s.roles.names(),
+                    s.record.is_some(),
+                    s.live,
+                    s.export.is_some(),
+                    s.url.expose().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "c".into(),
+                    "cam-c".into(),
+                    vec!["record"],
+                    true,
+                    false,
+                    false,
+                    "rtsp://u:p@h/main".into()
+                ),
+                (
+                    "c/sub".into(),
+                    "cam-c-sub".into(),
+                    vec!["live", "export"],
+                    false,
+                    true,
+                    true,
+                    "rtsp://u:p@h/sub".into()
+                ),
+            ]
+        );
+        // Export off: a substream whose only role is export is not even connected.
+        let cfg = parse(&cam(&sub("[\"export\"]"))).unwrap();
+        let keys: Vec<String> = cfg.cameras[0]
+            .streams()
+            .iter()
+            .map(|s| s.stream_key())
+            .collect();
+        assert_eq!(keys, vec!["c".to_string()]);
+        // One url: one stream with every role, as before substreams existed.
+        let cfg = parse(&cam("")).unwrap();
+        let streams = cfg.cameras[0].streams();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].roles, Roles::ALL);
     }
 
     #[test]

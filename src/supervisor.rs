@@ -1,5 +1,7 @@
 //! Owns the camera threads and applies config changes as a diff: added cameras start, removed
-//! ones stop, changed ones restart, untouched ones keep streaming without a reconnect.
+//! ones stop, changed ones restart, untouched ones keep streaming without a reconnect. The
+//! unit is a camera *stream*: a camera with a substream runs two threads, and a change to
+//! one stream's settings restarts that stream alone.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -16,14 +18,15 @@ pub trait Consumer: Send {
     /// The queue this consumer wants filled for `cam`, or `None` if it does not serve it.
     /// It may add its own section to the camera's `status`.
     fn attach(&mut self, cam: &CameraConfig, status: &Arc<CameraStatus>) -> Option<QueueSink>;
-    /// The camera's thread has ended; the queue's sender is gone.
-    fn detach(&mut self, camera_id: &str);
+    /// The thread of the stream `cam` has ended; the queue's sender is gone. Called for every
+    /// stream that was attached, whatever `attach` returned.
+    fn detach(&mut self, cam: &CameraConfig);
 }
 
-/// Status of every running camera, by id, for the API.
+/// Status of every running camera stream, by stream key (`<id>`, `<id>/sub`), for the API.
 pub type StatusBoard = Arc<RwLock<BTreeMap<String, Arc<CameraStatus>>>>;
 
-/// What a reload does, by camera id.
+/// What a reload does, by stream key.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub start: Vec<String>,
@@ -32,19 +35,21 @@ pub struct Plan {
     pub keep: Vec<String>,
 }
 
-/// Compares running cameras with the wanted ones.
+/// Compares running streams with the streams of the wanted cameras.
 pub fn plan(running: &BTreeMap<String, CameraConfig>, wanted: &[CameraConfig]) -> Plan {
+    let wanted: Vec<CameraConfig> = wanted.iter().flat_map(|c| c.streams()).collect();
     let mut p = Plan::default();
-    for cam in wanted {
-        match running.get(&cam.id) {
-            None => p.start.push(cam.id.clone()),
-            Some(old) if old != cam => p.restart.push(cam.id.clone()),
-            Some(_) => p.keep.push(cam.id.clone()),
+    for stream in &wanted {
+        let key = stream.stream_key();
+        match running.get(&key) {
+            None => p.start.push(key),
+            Some(old) if old != stream => p.restart.push(key),
+            Some(_) => p.keep.push(key),
         }
     }
-    for id in running.keys() {
-        if !wanted.iter().any(|c| &c.id == id) {
-            p.stop.push(id.clone());
+    for key in running.keys() {
+        if !wanted.iter().any(|c| &c.stream_key() == key) {
+            p.stop.push(key.clone());
         }
     }
     p
@@ -75,9 +80,10 @@ impl Supervisor {
         let plan = plan(&running, wanted);
         let leaving: Vec<&String> = plan.stop.iter().chain(&plan.restart).collect();
         self.stop_all(leaving.iter().map(|s| s.as_str()));
-        for cam in wanted {
-            if plan.start.contains(&cam.id) || plan.restart.contains(&cam.id) {
-                self.start(cam.clone());
+        for stream in wanted.iter().flat_map(|c| c.streams()) {
+            let key = stream.stream_key();
+            if plan.start.contains(&key) || plan.restart.contains(&key) {
+                self.start(stream);
             }
         }
         plan
@@ -90,14 +96,14 @@ impl Supervisor {
     }
 
     fn start(&mut self, cam: CameraConfig) {
-        let id = cam.id.clone();
+        let id = cam.stream_key();
         let status = CameraHandle::new_status(&cam);
         let sinks = self
             .consumers
             .iter_mut()
             .filter_map(|c| c.attach(&cam, &status))
             .collect();
-        match CameraHandle::spawn(cam, status, sinks) {
+        match CameraHandle::spawn(cam.clone(), status, sinks) {
             Ok(handle) => {
                 self.board
                     .write()
@@ -106,11 +112,8 @@ impl Supervisor {
                 self.cameras.insert(id, handle);
             }
             Err(e) => {
-                log::error!(
-                    target: &crate::camera::log_target(&id),
-                    "cannot start the camera thread: {e}"
-                );
-                self.consumers.iter_mut().for_each(|c| c.detach(&id));
+                log::error!(target: &cam.thread_name(), "cannot start the camera thread: {e}");
+                self.consumers.iter_mut().for_each(|c| c.detach(&cam));
             }
         }
     }
@@ -123,13 +126,13 @@ impl Supervisor {
         }
         let mut board = self.board.write().unwrap_or_else(|e| e.into_inner());
         for h in &handles {
-            board.remove(&h.config.id);
+            board.remove(&h.config.stream_key());
         }
         drop(board);
         for h in handles {
-            let id = h.config.id.clone();
+            let cam = h.config.clone();
             h.join();
-            self.consumers.iter_mut().for_each(|c| c.detach(&id));
+            self.consumers.iter_mut().for_each(|c| c.detach(&cam));
         }
     }
 }
@@ -169,6 +172,34 @@ mod tests {
                 keep: vec!["a".into()],
             }
         );
+    }
+
+    #[test]
+    fn a_change_to_one_stream_restarts_only_that_stream() {
+        let two = |main: &str, sub: &str| {
+            cams(&format!(
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/{main}\"\nrecord = true\n\
+                 [camera.substream]\nurl = \"rtsp://h/{sub}\"\nroles = [\"live\"]\n"
+            ))
+        };
+        let running = |c: &[CameraConfig]| {
+            c.iter()
+                .flat_map(|c| c.streams())
+                .map(|s| (s.stream_key(), s))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let old = running(&two("main", "sub"));
+        // (new config, restarted streams, kept streams)
+        let table: [(Vec<CameraConfig>, &[&str], &[&str]); 3] = [
+            (two("main", "sub2"), &["a/sub"], &["a"]),
+            (two("main2", "sub"), &["a"], &["a/sub"]),
+            (two("main", "sub"), &[], &["a", "a/sub"]),
+        ];
+        for (new, restart, keep) in table {
+            let p = plan(&old, &new);
+            assert_eq!(p.restart, restart, "{p:?}");
+            assert_eq!(p.keep, keep, "{p:?}");
+        }
     }
 
     #[test]

@@ -373,3 +373,51 @@ fn shutdown_removes_the_export_and_a_crash_leaves_it_for_the_next_start() {
     assert!(fresh.generation() > crashed.generation());
     assert!(latest_frame(&fresh).is_some());
 }
+
+/// `export_decode = "key_frames"`: only key frames reach the decoder and the ring. The
+/// decoder's output count equals the key frames received (a P-frame decoded would make it
+/// 30 times larger with this 1 s GOP at 30 fps), and every frame a reader sees is a key frame
+/// with frame ids one apart.
+#[test]
+fn key_frame_mode_decodes_and_exports_only_key_frames() {
+    let server = RtspServer::start(&[("gop", "cam720.mp4")]);
+    let shm = tempfile::tempdir().unwrap();
+    let v = Vasd::start(
+        &(export_on(shm.path())
+            + &camera("gop", &server.url("gop"))
+            + "export_decode = \"key_frames\"\n"),
+    );
+    wait_until(T, "five key frames exported", || exported(&v, "gop") >= 5);
+    let reader = ExportReader::attach(shm.path(), "gop").unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        if let Some(slot) = reader.latest() {
+            let mut data = Vec::new();
+            if let Ok(meta) = reader.read_slot_into(slot.slot, slot.sequence, &mut data) {
+                if seen.last() != Some(&(meta.frame_id, meta.key_frame)) {
+                    seen.push((meta.frame_id, meta.key_frame));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        seen.iter().all(|&(_, key)| key),
+        "a non-key frame: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "frames between key frames were exported: {seen:?}"
+    );
+    let cam = v.camera("gop").unwrap();
+    let (decoded, keys) = (
+        cam["export"]["frames_decoded"].as_u64().unwrap(),
+        cam["key_frames"].as_u64().unwrap(),
+    );
+    // The last key frame may be received and not yet decoded when status is read.
+    assert!(
+        decoded <= keys && decoded + 1 >= keys,
+        "decoded {decoded} frames for {keys} key frames: {cam}"
+    );
+    assert!(cam["packets"].as_u64().unwrap() > 4 * keys, "{cam}");
+}

@@ -146,8 +146,7 @@ fn route(request: &mut Request, api: &Served) -> Reply {
     match (request.method(), path.as_str()) {
         (Method::Get, "/api/cameras") => {
             let board = api.board.read().unwrap_or_else(|e| e.into_inner());
-            let cams: Vec<_> = board.values().map(|s| s.snapshot()).collect();
-            json(&cams)
+            json(&cameras_json(&board))
         }
         (Method::Get, "/metrics") => match api.metrics.render() {
             Ok(body) => with_content_type(Response::from_string(body), metrics::CONTENT_TYPE),
@@ -159,4 +158,39 @@ fn route(request: &mut Request, api: &Served) -> Reply {
             "no such endpoint: try /healthz, /api/cameras or /metrics\n",
         ),
     }
+}
+
+/// One JSON object per camera: its main stream's status, with the substream's status nested
+/// as `substream` and `role_streams` naming the stream that serves each role.
+fn cameras_json(
+    board: &std::collections::BTreeMap<String, std::sync::Arc<crate::camera::status::CameraStatus>>,
+) -> Vec<serde_json::Value> {
+    let mut cams = Vec::new();
+    for (key, status) in board {
+        if key.ends_with("/sub") {
+            continue;
+        }
+        let main = status.snapshot();
+        let sub = board.get(&format!("{key}/sub")).map(|s| s.snapshot());
+        let mut role_streams = serde_json::Map::new();
+        for (stream, roles) in
+            std::iter::once(("main", &main.roles)).chain(sub.as_ref().map(|s| ("sub", &s.roles)))
+        {
+            for role in roles.iter() {
+                role_streams.insert(role.to_string(), stream.into());
+            }
+        }
+        let mut value = serde_json::to_value(&main).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("role_streams".into(), role_streams.into());
+            obj.insert(
+                "substream".into(),
+                sub.map_or(serde_json::Value::Null, |s| {
+                    serde_json::to_value(&s).unwrap_or_default()
+                }),
+            );
+        }
+        cams.push(value);
+    }
+    cams
 }

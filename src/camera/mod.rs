@@ -28,7 +28,7 @@ use self::fanout::{share, AccessUnit, AudioTrack, Fanout, QueueSink, StreamParam
 use self::session::{Session, SessionEnd};
 use self::status::{unix_ms, CameraState, CameraStatus};
 pub use self::url::{redact_url, RtspUrl};
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, StreamKind};
 use crate::error::CameraFault;
 use crate::export::FrameTap;
 use crate::stop::StopSignal;
@@ -44,11 +44,18 @@ pub struct CameraHandle {
 impl CameraHandle {
     /// The status a camera's thread will report into; consumers add their sections to it.
     pub fn new_status(config: &CameraConfig) -> Arc<CameraStatus> {
-        Arc::new(CameraStatus::new(
-            &config.id,
-            config.url.to_string(),
-            config.export.is_some(),
-        ))
+        let stream = match config.stream {
+            StreamKind::Main => "main",
+            StreamKind::Sub => "sub",
+        };
+        Arc::new(
+            CameraStatus::new(
+                &config.stream_key(),
+                config.url.to_string(),
+                config.export.is_some(),
+            )
+            .with_roles(stream, config.roles.names()),
+        )
     }
 
     /// Starts the `cam-<id>` thread, feeding `sinks` (recorder, live view) without blocking.
@@ -64,7 +71,7 @@ impl CameraHandle {
         let thread = {
             let (config, status, stop) = (config.clone(), status.clone(), stop.clone());
             std::thread::Builder::new()
-                .name(format!("cam-{}", config.id))
+                .name(config.thread_name())
                 .spawn(move || CameraThread::new(config, status, stop, sinks).run())?
         };
         Ok(CameraHandle {
@@ -82,16 +89,10 @@ impl CameraHandle {
 
     /// Waits for the thread to end. Call [`CameraHandle::request_stop`] first.
     pub fn join(self) {
-        let id = self.config.id.clone();
         if self.thread.join().is_err() {
-            log::error!(target: &log_target(&id), "camera thread panicked");
+            log::error!(target: &self.config.thread_name(), "camera thread panicked");
         }
     }
-}
-
-/// The log target of a camera: `cam-<id>`, like its thread.
-pub fn log_target(id: &str) -> String {
-    format!("cam-{id}")
 }
 
 struct CameraThread {
@@ -116,11 +117,11 @@ impl CameraThread {
         stop: Arc<StopSignal>,
         sinks: Vec<QueueSink>,
     ) -> CameraThread {
-        let log = log_target(&cam.id);
+        let log = cam.thread_name();
         let tap = cam
             .export
             .as_ref()
-            .map(|target| FrameTap::new(&cam.id, target, status.clone()));
+            .map(|target| FrameTap::new(&cam.id, &log, target, status.clone()));
         let mut fanout = Fanout::default();
         for sink in sinks {
             fanout.add(sink);

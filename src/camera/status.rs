@@ -62,6 +62,9 @@ pub struct LastError {
 #[derive(Debug)]
 pub struct CameraStatus {
     id: String,
+    /// `main` or `sub`, and the roles the stream serves.
+    stream: &'static str,
+    roles: Vec<&'static str>,
     url_redacted: String,
     state: AtomicU8,
     pub packets: AtomicU64,
@@ -103,6 +106,8 @@ pub struct ExportCounters {
     pub frames_decoded: AtomicU64,
     pub frames_exported: AtomicU64,
     pub decode_errors: AtomicU64,
+    /// How far decoding runs behind the stream's clock, in ms (see `FrameTap::track_lag`).
+    pub behind_ms: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +128,8 @@ pub struct ExportSnapshot {
     pub frames_decoded: u64,
     pub frames_exported: u64,
     pub decode_errors: u64,
+    /// Decoding behind real time, in ms; grows without bound when the decoder is too slow.
+    pub behind_ms: u64,
     /// Why frames of this camera are not exported, if they are not.
     pub error: Option<String>,
 }
@@ -213,6 +220,10 @@ pub fn rates_between(from: &RateSample, to: &RateSample) -> Rates {
 #[derive(Debug, Clone, Serialize)]
 pub struct CameraSnapshot {
     pub id: String,
+    /// `main` or `sub`: which stream of the camera this is.
+    pub stream_kind: &'static str,
+    /// The roles this stream serves (`record`, `live`, `export`).
+    pub roles: Vec<&'static str>,
     pub url: String,
     pub state: CameraState,
     pub packets: u64,
@@ -254,6 +265,8 @@ impl CameraStatus {
     pub fn new(id: &str, url_redacted: String, exported: bool) -> CameraStatus {
         CameraStatus {
             id: id.to_string(),
+            stream: "main",
+            roles: vec!["record", "live", "export"],
             url_redacted,
             state: AtomicU8::new(CameraState::Connecting as u8),
             packets: AtomicU64::new(0),
@@ -279,6 +292,13 @@ impl CameraStatus {
                 frames_exported: exported.then_some(0),
             })),
         }
+    }
+
+    /// Names the stream (`main`, `sub`) and its roles; called before the status is shared.
+    pub fn with_roles(mut self, stream: &'static str, roles: Vec<&'static str>) -> CameraStatus {
+        self.stream = stream;
+        self.roles = roles;
+        self
     }
 
     pub fn state(&self) -> CameraState {
@@ -373,6 +393,8 @@ impl CameraStatus {
         let nonzero = |v: u64| (v != 0).then_some(v);
         CameraSnapshot {
             id: self.id.clone(),
+            stream_kind: self.stream,
+            roles: self.roles.clone(),
             url: self.url_redacted.clone(),
             state: self.state(),
             packets,
@@ -396,6 +418,7 @@ impl CameraStatus {
                 frames_decoded: e.frames_decoded.load(Ordering::Relaxed),
                 frames_exported: frames_exported.unwrap_or(0),
                 decode_errors: e.decode_errors.load(Ordering::Relaxed),
+                behind_ms: e.behind_ms.load(Ordering::Relaxed),
                 error: text.export_error.clone(),
             }),
             queues: self

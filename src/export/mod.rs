@@ -12,6 +12,7 @@ mod nv12;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use ffmpeg::format::Pixel;
 use ffmpeg::{Packet, Rational};
@@ -20,7 +21,10 @@ use frames::{FrameInfo, SlotWriter, WriterOptions};
 
 use self::nv12::{planar_to_nv12, Nv12, Planar};
 use crate::camera::status::{CameraStatus, ExportCounters};
-use crate::config::ExportTarget;
+use crate::config::{ExportDecode, ExportTarget};
+
+/// Decoding further behind real time than this is logged (once per episode).
+const BEHIND_WARN_MS: u64 = 2_000;
 
 pub struct FrameTap {
     camera: String,
@@ -36,14 +40,23 @@ pub struct FrameTap {
     refused: Option<String>,
     /// The next published frame starts a new timeline (new session or timestamp jump).
     discontinuity: bool,
+    /// Wall time and stream time of the timeline's first decoded frame.
+    lag_origin: Option<(Instant, i64)>,
+    behind_warned: bool,
 }
 
 impl FrameTap {
     /// Prepares the tap; nothing is allocated until a session starts.
-    pub fn new(camera: &str, target: &ExportTarget, status: Arc<CameraStatus>) -> FrameTap {
+    /// `log` is the log target of the camera's stream that decodes (`cam-<id>[-sub]`).
+    pub fn new(
+        camera: &str,
+        log: &str,
+        target: &ExportTarget,
+        status: Arc<CameraStatus>,
+    ) -> FrameTap {
         FrameTap {
             camera: camera.to_string(),
-            log: crate::camera::log_target(camera),
+            log: log.to_string(),
             target: target.clone(),
             gid: None,
             status,
@@ -53,6 +66,8 @@ impl FrameTap {
             writer: None,
             refused: None,
             discontinuity: true,
+            lag_origin: None,
+            behind_warned: false,
         }
     }
 
@@ -61,16 +76,31 @@ impl FrameTap {
         self.decoder = None;
         self.refused = None;
         self.discontinuity = true;
+        self.lag_origin = None;
         if let Err(e) = self.resolve_group() {
             return self.refuse(e);
         }
         let opened =
             ffmpeg::codec::Context::from_parameters(stream.parameters()).and_then(|mut c| {
+                // One thread by default (see the module comment); a stream one thread cannot
+                // decode in real time (4K) may get frame threads, at a frame of latency each.
+                let threads = self.target.threads.max(1) as usize;
                 c.set_threading(ffmpeg::codec::threading::Config {
-                    kind: ffmpeg::codec::threading::Type::None,
-                    count: 1,
+                    kind: match threads {
+                        1 => ffmpeg::codec::threading::Type::None,
+                        _ => ffmpeg::codec::threading::Type::Frame,
+                    },
+                    count: threads,
                     ..Default::default()
                 });
+                if self.target.decode == ExportDecode::KeyFrames {
+                    // Belt and braces: only key frames are sent (see `decode`), and the
+                    // decoder drops anything else it might be given.
+                    // SAFETY: plain field write on a context we own and have not opened.
+                    unsafe {
+                        (*c.as_mut_ptr()).skip_frame = ffmpeg::ffi::AVDiscard::AVDISCARD_NONKEY
+                    };
+                }
                 // Frames keep the packets' timestamps, which are in the stream's time base.
                 // SAFETY: plain field write on a context we own and have not opened yet.
                 unsafe { (*c.as_mut_ptr()).pkt_timebase = stream.time_base().into() };
@@ -95,6 +125,10 @@ impl FrameTap {
     /// published starts a new timeline.
     pub fn decode(&mut self, packet: &Packet, discontinuity: bool) {
         self.discontinuity |= discontinuity;
+        if self.target.decode == ExportDecode::KeyFrames && !packet.is_key() {
+            // Never decoded at all: this is where key-frame mode saves its CPU.
+            return;
+        }
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
@@ -109,10 +143,47 @@ impl FrameTap {
             .is_some_and(|d| d.receive_frame(&mut self.frame).is_ok())
         {
             self.count(|c| &c.frames_decoded);
+            self.track_lag();
             if self.publish_frame() {
                 self.count(|c| &c.frames_exported);
             }
         }
+    }
+
+    /// How far decoding runs behind the stream's own clock: wall time since the timeline's
+    /// first frame minus the stream time since it. A decoder slower than real time makes it
+    /// grow without bound (the socket buffers what waits); network jitter only moves it by
+    /// fractions of a second.
+    fn track_lag(&mut self) {
+        let now = Instant::now();
+        let Some(ts) = self.frame.timestamp() else {
+            return;
+        };
+        let pts_ns = crate::camera::changes::to_ns(ts, self.time_base);
+        let (start, start_pts) = match self.lag_origin {
+            Some(o) if !self.discontinuity => o,
+            _ => {
+                self.lag_origin = Some((now, pts_ns));
+                return;
+            }
+        };
+        let wall = now.duration_since(start).as_nanos() as i64;
+        let behind_ms = ((wall - (pts_ns - start_pts)) / 1_000_000).max(0) as u64;
+        if let Some(c) = self.status.export.as_ref() {
+            // Relaxed: an independent status value.
+            c.behind_ms.store(behind_ms, Ordering::Relaxed);
+        }
+        let behind = behind_ms > BEHIND_WARN_MS;
+        if behind && !self.behind_warned {
+            log::warn!(
+                target: &self.log,
+                "export: decoding is {:.1} s behind real time: this stream needs more than one \
+                 core's worth of decoding; set export_threads, export_decode = \"key_frames\", \
+                 or export a substream",
+                behind_ms as f64 / 1000.0
+            );
+        }
+        self.behind_warned = behind;
     }
 
     fn count(&self, which: impl Fn(&ExportCounters) -> &AtomicU64) {

@@ -195,6 +195,10 @@ struct LiveConsumer {
 
 impl Consumer for LiveConsumer {
     fn attach(&mut self, cam: &CameraConfig, status: &Arc<CameraStatus>) -> Option<QueueSink> {
+        if !cam.roles.live {
+            // Another stream of the camera serves the live view.
+            return None;
+        }
         if !cam.live {
             let _ = self.commands.send(Command::Attach {
                 id: cam.id.clone(),
@@ -220,10 +224,11 @@ impl Consumer for LiveConsumer {
         Some(sink)
     }
 
-    fn detach(&mut self, camera_id: &str) {
-        let _ = self.commands.send(Command::Detach {
-            id: camera_id.to_string(),
-        });
+    fn detach(&mut self, cam: &CameraConfig) {
+        if !cam.roles.live {
+            return;
+        }
+        let _ = self.commands.send(Command::Detach { id: cam.id.clone() });
     }
 }
 

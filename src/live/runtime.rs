@@ -277,6 +277,11 @@ impl Runtime {
                 cam.status = attached.status;
                 cam.feed.new_source();
                 cam.detached_at = None;
+                // The new source may send another codec (a reload that gave the live role
+                // to the camera's H.264 substream): judge it afresh.
+                if cam.unplayable.take().is_some() {
+                    cam.status.set_error(None);
+                }
             }
             None => {
                 let ssrc = fastrand::u32(1..);
@@ -337,7 +342,8 @@ impl Runtime {
                 let why = format!(
                     "it sends {}, and the live view carries H.264 only (browsers cannot be \
                      relied on to decode anything else over WebRTC): set this stream of the \
-                     camera to H.264, or point a camera entry at its H.264 substream",
+                     camera to H.264, or give the live role to its H.264 substream \
+                     ([camera.substream] roles = [\"live\"])",
                     crate::camera::session::codec_name(parameters.id())
                 );
                 log::warn!(target: "live", "camera {id}: {why}");

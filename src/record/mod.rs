@@ -127,7 +127,12 @@ impl Consumer for Recorders {
         }
     }
 
-    fn detach(&mut self, camera_id: &str) {
+    fn detach(&mut self, cam: &CameraConfig) {
+        if cam.record.is_none() {
+            // This stream does not record; the camera's recorder is another stream's.
+            return;
+        }
+        let camera_id = cam.id.as_str();
         self.policy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
