@@ -27,8 +27,9 @@ packages=(
   # the Debian package: built by cargo-deb (below), checked by lintian, units by
   # systemd-analyze, the programs' system calls recorded by strace for the units' filters
   lintian systemd dpkg-dev strace
-  # network faults in tests: loss made by nftables inside a network namespace
-  iproute2 nftables
+  # network faults in tests: loss made by nftables inside a network namespace; rtsps
+  # certificates for the TLS fixture
+  iproute2 nftables openssl
 )
 
 missing=()
