@@ -52,10 +52,11 @@ MEDIA = {
 }
 
 
-def start_server(media, n, file="cam1080.mp4"):
+def start_server(media, mounts):
+    """The RTSP fixture serving `mounts`, (name, file in media) pairs; returns it and its port."""
     args = ["/usr/bin/python3", os.path.join(ROOT, "tests/fixtures/rtsp_server.py"), "--port", "0"]
-    for i in range(n):
-        args += ["--mount", f"cam{i}={os.path.join(media, file)}"]
+    for name, file in mounts:
+        args += ["--mount", f"{name}={os.path.join(media, file)}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().split()
     if len(line) != 2 or line[0] != "READY":
@@ -195,7 +196,7 @@ def main():
             sys.exit(f"unknown mode {mode!r}: use {', '.join(MEDIA)}")
         file, vasd_mode = MEDIA[mode]
         for n in [int(x) for x in a.cameras.split(",")]:
-            server, port = start_server(a.media, n, file)
+            server, port = start_server(a.media, [(f"cam{i}", file) for i in range(n)])
             tmp = tempfile.mkdtemp(prefix="vas-bench-")
             try:
                 urls = [f"rtsp://127.0.0.1:{port}/cam{i}" for i in range(n)]
