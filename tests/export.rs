@@ -377,16 +377,28 @@ fn shutdown_removes_the_export_and_a_crash_leaves_it_for_the_next_start() {
 /// `export_decode = "key_frames"`: only key frames reach the decoder and the ring. The
 /// decoder's output count equals the key frames received (a P-frame decoded would make it
 /// 30 times larger with this 1 s GOP at 30 fps), and every frame a reader sees is a key frame
-/// with frame ids one apart.
+/// with frame ids one apart. And `export_threads` gives the decoder frame threads, which
+/// carry the camera thread's name.
 #[test]
-fn key_frame_mode_decodes_and_exports_only_key_frames() {
+fn key_frame_mode_decodes_only_key_frames_and_decoder_threads_work() {
     let server = RtspServer::start(&[("gop", "cam720.mp4")]);
     let shm = tempfile::tempdir().unwrap();
     let v = Vasd::start(
         &(export_on(shm.path())
             + &camera("gop", &server.url("gop"))
-            + "export_decode = \"key_frames\"\n"),
+            + "export_decode = \"key_frames\"\n"
+            + &camera("threads", &server.url("gop"))
+            + "export_threads = 3\n"),
     );
+    wait_until(T, "frames exported with three decoder threads", || {
+        exported(&v, "threads") > 30
+    });
+    assert!(
+        threads_named(&v, "cam-threads") > 1,
+        "no decoder threads: {:?}",
+        v.thread_names()
+    );
+    assert_eq!(threads_named(&v, "cam-gop"), 1, "{:?}", v.thread_names());
     wait_until(T, "five key frames exported", || exported(&v, "gop") >= 5);
     let reader = ExportReader::attach(shm.path(), "gop").unwrap();
     let mut seen = Vec::new();

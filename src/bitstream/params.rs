@@ -39,10 +39,15 @@ impl ParameterSets {
         true
     }
 
-    /// Learns every parameter set of an Annex B access unit; true when any changed.
+    /// Learns every parameter set of an Annex B access unit; true when any changed. The scan
+    /// ends at the first slice: parameter sets precede the slices of their access unit
+    /// (H.264 7.4.1.2.3, H.265 7.4.2.4.4), so the bulk of a large key frame is never read.
     pub fn learn_access_unit(&mut self, data: &[u8]) -> bool {
         let mut changed = false;
         for nal in annex_b::units(data) {
+            if matches!(self.codec.nal_kind(nal), NalKind::Slice | NalKind::KeySlice) {
+                break;
+            }
             changed |= self.learn(nal);
         }
         changed
@@ -271,6 +276,8 @@ mod tests {
             (&annex_b::join([new_sps, H265_IDR]), true, new_sps),
             // an H.264 SPS header is not an H.265 parameter set
             (&annex_b::join([SPS]), false, new_sps),
+            // the scan ends at the first slice: a set after it is not read
+            (&annex_b::join([H265_IDR, H265_SPS]), false, new_sps),
         ];
         for (unit, changed, sps) in table {
             assert_eq!(sets.learn_access_unit(unit), *changed, "{unit:02x?}");
