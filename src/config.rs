@@ -518,17 +518,7 @@ impl Config {
                     format!("camera id {id:?} is used twice: ids must be unique"),
                 ));
             }
-            let url = cam.url.get_ref();
-            if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
-                return Err(src.error(
-                    cam.url.span(),
-                    &key("url"),
-                    format!(
-                        "{:?} is not an RTSP url: use rtsp://host[:port]/path",
-                        crate::camera::redact_url(url)
-                    ),
-                ));
-            }
+            let url = rtsp_url(&src, &cam.url, &key("url"))?;
             let export_on = cam.export.unwrap_or(true) && export.enabled;
             let keep_days = match &cam.keep_days {
                 Some(v) => days(&src, v, &key("keep_days"))?,
@@ -543,17 +533,7 @@ impl Config {
             let (roles, sub) = resolve_streams(&src, cam, &key)?;
             let substream = match (sub, &cam.substream) {
                 (Some((roles, transport)), Some(raw)) => {
-                    let sub_url = raw.url.get_ref();
-                    if !(sub_url.starts_with("rtsp://") || sub_url.starts_with("rtsps://")) {
-                        return Err(src.error(
-                            raw.url.span(),
-                            &key("substream.url"),
-                            format!(
-                                "{:?} is not an RTSP url: use rtsp://host[:port]/path",
-                                crate::camera::redact_url(sub_url)
-                            ),
-                        ));
-                    }
+                    let sub_url = rtsp_url(&src, &raw.url, &key("substream.url"))?;
                     Some(Substream {
                         url: resolve_credentials(&src, cam, sub_url, &key)?,
                         transport,
@@ -625,6 +605,22 @@ impl Config {
             cameras,
         })
     }
+}
+
+/// The text of an `rtsp://` or `rtsps://` url key; the error shows it redacted.
+fn rtsp_url<'a>(src: &Source, url: &'a Spanned<String>, key: &str) -> Result<&'a str> {
+    let text = url.get_ref();
+    if text.starts_with("rtsp://") || text.starts_with("rtsps://") {
+        return Ok(text);
+    }
+    Err(src.error(
+        url.span(),
+        key,
+        format!(
+            "{:?} is not an RTSP url: use rtsp://host[:port]/path",
+            crate::camera::redact_url(text)
+        ),
+    ))
 }
 
 fn parse_transport(src: &Source, t: &Option<Spanned<String>>, key: &str) -> Result<Transport> {

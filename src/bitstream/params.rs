@@ -23,32 +23,38 @@ impl ParameterSets {
         }
     }
 
-    /// Keeps `nal` if it is a parameter set. Returns true when it replaced a different one
-    /// or filled an empty slot.
-    pub fn learn(&mut self, nal: &[u8]) -> bool {
-        let slot = match self.codec.nal_kind(nal) {
+    /// Keeps `nal` if it is a parameter set. Returns its kind when it replaced a different
+    /// one or filled an empty slot.
+    pub fn learn(&mut self, nal: &[u8]) -> Option<NalKind> {
+        let kind = self.codec.nal_kind(nal);
+        let slot = match kind {
             NalKind::Vps => &mut self.vps,
             NalKind::Sps => &mut self.sps,
             NalKind::Pps => &mut self.pps,
-            _ => return false,
+            _ => return None,
         };
         if slot.as_deref() == Some(nal) {
-            return false;
+            return None;
         }
         *slot = Some(nal.to_vec());
-        true
+        Some(kind)
     }
 
-    /// Learns every parameter set of an Annex B access unit; true when any changed. The scan
+    /// Learns every parameter set of an Annex B access unit. Returns true when an SPS or VPS
+    /// changed: those describe size and profile, while cameras that use several PPS ids
+    /// alternate between them without changing anything a consumer must act on. The scan
     /// ends at the first slice: parameter sets precede the slices of their access unit
     /// (H.264 7.4.1.2.3, H.265 7.4.2.4.4), so the bulk of a large key frame is never read.
     pub fn learn_access_unit(&mut self, data: &[u8]) -> bool {
         let mut changed = false;
         for nal in annex_b::units(data) {
-            if matches!(self.codec.nal_kind(nal), NalKind::Slice | NalKind::KeySlice) {
-                break;
+            match self.learn(nal) {
+                Some(NalKind::Sps | NalKind::Vps) => changed = true,
+                _ if matches!(self.codec.nal_kind(nal), NalKind::Slice | NalKind::KeySlice) => {
+                    break
+                }
+                _ => {}
             }
-            changed |= self.learn(nal);
         }
         changed
     }
@@ -115,6 +121,22 @@ fn take<'a>(record: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     Some(unit)
 }
 
+/// Takes `count` length-prefixed units at `*at` into `units`; false at a truncation.
+fn take_units<'a>(
+    record: &'a [u8],
+    at: &mut usize,
+    count: usize,
+    units: &mut Vec<&'a [u8]>,
+) -> bool {
+    for _ in 0..count {
+        match take(record, at) {
+            Some(u) => units.push(u),
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The SPS and PPS units of an `avcC` record (ISO/IEC 14496-15 5.3.3.1); a truncated record
 /// yields the units that are complete.
 fn avcc_units(record: &[u8]) -> Vec<&[u8]> {
@@ -123,22 +145,14 @@ fn avcc_units(record: &[u8]) -> Vec<&[u8]> {
         return units;
     };
     let mut at = 6;
-    for _ in 0..(count & 0x1f) {
-        match take(record, &mut at) {
-            Some(u) => units.push(u),
-            None => return units,
-        }
+    if !take_units(record, &mut at, (count & 0x1f) as usize, &mut units) {
+        return units;
     }
     let Some(&pps_count) = record.get(at) else {
         return units;
     };
     at += 1;
-    for _ in 0..pps_count {
-        match take(record, &mut at) {
-            Some(u) => units.push(u),
-            None => return units,
-        }
-    }
+    take_units(record, &mut at, pps_count as usize, &mut units);
     units
 }
 
@@ -159,11 +173,8 @@ fn hvcc_units(record: &[u8]) -> Vec<&[u8]> {
             return units;
         };
         at += 3;
-        for _ in 0..count {
-            match take(record, &mut at) {
-                Some(u) => units.push(u),
-                None => return units,
-            }
+        if !take_units(record, &mut at, count as usize, &mut units) {
+            return units;
         }
     }
     units

@@ -59,8 +59,8 @@ impl ChangeDetector {
         &self.params
     }
 
-    /// Looks at one video unit. Only a changed SPS or VPS is a change of parameters: cameras
-    /// that use several PPS ids alternate between them, and a PPS never changes the size.
+    /// Looks at one video unit. Only a changed SPS or VPS is a change of parameters (see
+    /// `ParameterSets::learn_access_unit`).
     pub fn observe(&mut self, packet: &Packet, time_base: Rational) -> Verdict {
         let mut verdict = Verdict::default();
         if let Some(dts_ns) = packet.dts().or(packet.pts()).map(|t| to_ns(t, time_base)) {
@@ -74,12 +74,8 @@ impl ChangeDetector {
             return verdict;
         };
         let data = packet.data().unwrap_or(&[]);
-        let before = (sets.vps.clone(), sets.sps.clone());
-        if !sets.learn_access_unit(data) {
-            return verdict;
-        }
-        let sps_changed = (sets.vps.clone(), sets.sps.clone()) != before;
-        if !sets.is_complete() || !sps_changed {
+        // Nothing is copied unless an SPS or VPS changed: this runs for every video unit.
+        if !sets.learn_access_unit(data) || !sets.is_complete() {
             return verdict;
         }
         let geometry = probe_geometry(codec, data);
