@@ -187,15 +187,18 @@ fn real_camera_kinds_are_recorded_exported_and_reported() {
         T,
         "the size switch, the clock jump, the stall and 4 s of every kind",
         || {
-            let cams = v.cameras();
-            let streamed = |id: &str, packets: u64| counter(&cams[id], "packets") > packets;
-            counter(&cams["switch"], "param_changes") >= 2
-                && counter(&cams["jump"], "discontinuities") >= 1
-                && counter(&cams["freeze"], "reconnects") >= 1
+            // A status read that times out on a loaded machine shows no camera yet.
+            let all = v.cameras();
+            let none = Value::Null;
+            let cams = |id: &str| all.get(id).unwrap_or(&none);
+            let streamed = |id: &str, packets: u64| counter(cams(id), "packets") > packets;
+            counter(cams("switch"), "param_changes") >= 2
+                && counter(cams("jump"), "discontinuities") >= 1
+                && counter(cams("freeze"), "reconnects") >= 1
                 && ["aac", "pcma"]
                     .iter()
-                    .all(|id| counter(&cams[*id], "audio_packets") > 150)
-                && counter(&cams["h265"]["export"], "frames_exported") > 60
+                    .all(|id| counter(cams(id), "audio_packets") > 150)
+                && counter(&cams("h265")["export"], "frames_exported") > 60
                 && ["h265", "h265_10bit", "bframes", "udp", "http", "muted"]
                     .iter()
                     .all(|id| streamed(id, 60))

@@ -42,6 +42,7 @@ pub struct FrameTap {
     discontinuity: bool,
     /// Wall time and stream time of the timeline's first decoded frame.
     lag_origin: Option<(Instant, i64)>,
+    last_pts_ns: Option<i64>,
     behind_warned: bool,
 }
 
@@ -67,6 +68,7 @@ impl FrameTap {
             refused: None,
             discontinuity: true,
             lag_origin: None,
+            last_pts_ns: None,
             behind_warned: false,
         }
     }
@@ -259,13 +261,20 @@ impl FrameTap {
         true
     }
 
-    /// Stream time of the current frame in ns.
-    fn pts_ns(&self) -> i64 {
-        match self.frame.timestamp() {
+    /// Stream time of the current frame in ns. Clock jumps are flagged by the camera thread;
+    /// a decoded frame whose time does not advance (a repeated RTP timestamp) is flagged here,
+    /// since readers gate on strictly increasing times within a timeline.
+    fn pts_ns(&mut self) -> i64 {
+        let ns = match self.frame.timestamp() {
             Some(ts) => crate::camera::changes::to_ns(ts, self.time_base),
             // No timestamp at all (rare over RTSP): keep the clock moving on capture time.
             None => frames::monotonic_now_ns(),
+        };
+        if self.last_pts_ns.is_some_and(|last| ns <= last) {
+            self.discontinuity = true;
         }
+        self.last_pts_ns = Some(ns);
+        ns
     }
 
     /// Creates the ring on the first frame (its size depends on the geometry), and starts a
