@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod live;
 mod notify;
+mod playback;
 mod record;
 mod stop;
 mod supervisor;
@@ -140,11 +141,18 @@ fn run(config_path: &Path) -> error::Result<()> {
         what: "starting the live thread".into(),
         source: e,
     })?;
+    let recorders = record::Recorders::start(&config.record).map_err(|e| error::Error::Io {
+        what: "starting the recording janitor".into(),
+        source: e,
+    })?;
     let api = api::Api::start(
         config.server.listen,
         config.server.token.clone(),
         board.clone(),
-        Some(live.routes()),
+        vec![
+            live.routes(),
+            Arc::new(playback::PlaybackRoutes::new(recorders.index())),
+        ],
     )?;
     log::info!(
         target: "vasd",
@@ -155,10 +163,6 @@ fn run(config_path: &Path) -> error::Result<()> {
         api.addr
     );
 
-    let recorders = record::Recorders::start(&config.record).map_err(|e| error::Error::Io {
-        what: "starting the recording janitor".into(),
-        source: e,
-    })?;
     let record_settings = recorders.settings();
     let consumers: Vec<Box<dyn supervisor::Consumer>> = vec![Box::new(recorders), live.consumer()];
     let mut supervisor = Supervisor::new(board, consumers);

@@ -1,14 +1,17 @@
 //! The HTTP API on `[server] listen`: health, camera status as JSON, the same figures as
 //! Prometheus metrics, plus the routes other parts of vasd add through [`Routes`] (the live
-//! view: its page and WHEP).
+//! view: its page and WHEP; playback of recordings).
 //!
-//! tiny_http runs one `api` thread here; requests are short reads of atomics, so one thread
-//! serves them all and never touches a camera thread. Added routes that need another thread
-//! (WHEP) hand the work over and wait a bounded time.
+//! tiny_http reads requests on its own threads; [`WORKERS`] `api` threads answer them. A
+//! route that streams for long (a recording) is answered on a thread of its own, at most
+//! [`MAX_LONG`] at once, so a download or a slow client never holds up `/healthz`,
+//! `/metrics` or a WHEP exchange. Routes that need another thread (WHEP) hand the work over
+//! and wait a bounded time.
 
 mod metrics;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -18,17 +21,29 @@ use crate::error::{Error, Result};
 use crate::supervisor::StatusBoard;
 use metrics::Metrics;
 
+/// Threads answering requests.
+pub const WORKERS: usize = 4;
+/// Long replies (recordings) streaming at once; more are refused with 503.
+pub const MAX_LONG: usize = 16;
+
 /// Routes served by another part of vasd, behind the same token check.
 pub trait Routes: Send + Sync {
-    /// Paths anyone may fetch without the token: static assets that carry no data.
-    fn is_public(&self, path: &str) -> bool;
+    /// Paths that also take the token as `?access_token=` (RFC 6750 section 2.3), for
+    /// clients that cannot send a header: a `<video src>`, a download link.
+    fn token_in_query(&self, _path: &str) -> bool {
+        false
+    }
+    /// Paths whose replies stream for long: answered on a thread of their own.
+    fn is_long(&self, _path: &str) -> bool {
+        false
+    }
     /// The reply to `request` for `path`, or `None` when `path` is not one of these routes.
     fn respond(&self, request: &mut Request, path: &str) -> Option<Reply>;
 }
 
 pub struct Api {
     server: Arc<Server>,
-    thread: JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
     pub addr: SocketAddr,
 }
 
@@ -39,7 +54,7 @@ impl Api {
         listen: SocketAddr,
         token: Option<String>,
         board: StatusBoard,
-        routes: Option<Arc<dyn Routes>>,
+        routes: Vec<Arc<dyn Routes>>,
     ) -> Result<Api> {
         if !listen.ip().is_loopback() && token.is_none() {
             return Err(Error::Listen {
@@ -53,95 +68,184 @@ impl Api {
         })?;
         let addr = server.server_addr().to_ip().unwrap_or(listen);
         let server = Arc::new(server);
-        let metrics = Metrics::new(board.clone());
-        let thread = {
-            let server = server.clone();
-            std::thread::Builder::new()
-                .name("api".into())
-                .spawn(move || {
-                    let api = Served {
-                        token: token.as_deref(),
-                        board: &board,
-                        metrics: &metrics,
-                        routes: routes.as_deref(),
-                    };
-                    serve(&server, &api)
-                })
-                .map_err(|e| Error::Io {
-                    what: "starting the api thread".into(),
-                    source: e,
-                })?
-        };
+        let served = Arc::new(Served {
+            token,
+            metrics: Metrics::new(board.clone()),
+            board,
+            routes,
+            long: AtomicUsize::new(0),
+        });
+        let mut threads = Vec::new();
+        for n in 0..WORKERS {
+            let (shared, served) = (server.clone(), served.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("api-{n}"))
+                .spawn(move || serve(&shared, &served));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    server.unblock();
+                    return Err(Error::Io {
+                        what: "starting the api threads".into(),
+                        source: e,
+                    });
+                }
+            }
+        }
         Ok(Api {
             server,
-            thread,
+            threads,
             addr,
         })
     }
 
     pub fn stop(self) {
-        self.server.unblock();
-        let _ = self.thread.join();
-    }
-}
-
-/// What the `api` thread answers from.
-struct Served<'a> {
-    token: Option<&'a str>,
-    board: &'a StatusBoard,
-    metrics: &'a Metrics,
-    routes: Option<&'a dyn Routes>,
-}
-
-fn serve(server: &Server, api: &Served) {
-    for mut request in server.incoming_requests() {
-        let response = route(&mut request, api);
-        if let Err(e) = request.respond(response) {
-            log::debug!(target: "api", "response not delivered: {e}");
+        // One unblock wakes one waiting worker.
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for t in self.threads {
+            let _ = t.join();
         }
     }
 }
 
-pub type Reply = Response<std::io::Cursor<Vec<u8>>>;
+/// What the `api` threads answer from.
+struct Served {
+    token: Option<String>,
+    board: StatusBoard,
+    metrics: Metrics,
+    routes: Vec<Arc<dyn Routes>>,
+    /// Long replies streaming now.
+    long: AtomicUsize,
+}
 
-fn text(status: u16, body: &str) -> Reply {
-    Response::from_string(body).with_status_code(status)
+fn serve(server: &Server, api: &Arc<Served>) {
+    for mut request in server.incoming_requests() {
+        let path = path_of(&request);
+        if api.routes.iter().any(|r| r.is_long(&path)) {
+            answer_long(request, api);
+            continue;
+        }
+        let response = route(&mut request, api);
+        respond(request, response);
+    }
+}
+
+fn respond(request: Request, response: Reply) {
+    if let Err(e) = request.respond(response) {
+        log::debug!(target: "api", "response not delivered: {e}");
+    }
+}
+
+/// Answers `request` on a thread of its own, or refuses it when [`MAX_LONG`] stream already.
+fn answer_long(mut request: Request, api: &Arc<Served>) {
+    // Relaxed: a count of streams, not a guard of any data.
+    if api.long.fetch_add(1, Ordering::Relaxed) >= MAX_LONG {
+        api.long.fetch_sub(1, Ordering::Relaxed);
+        let reply = text(
+            503,
+            &format!("{MAX_LONG} recordings are streaming already; try again"),
+        )
+        .with_header(header_value("Retry-After", "5"));
+        return respond(request, reply);
+    }
+    let served = api.clone();
+    let spawned = std::thread::Builder::new()
+        .name("api-long".into())
+        .spawn(move || {
+            let response = route(&mut request, &served);
+            respond(request, response);
+            served.long.fetch_sub(1, Ordering::Relaxed);
+        });
+    if let Err(e) = spawned {
+        api.long.fetch_sub(1, Ordering::Relaxed);
+        log::warn!(target: "api", "cannot start a thread for a long reply: {e}");
+    }
+}
+
+/// Every reply: a body of any length, streamed.
+pub type Reply = tiny_http::ResponseBox;
+
+/// A plain-text reply; the body ends with a newline.
+pub fn text(status: u16, body: &str) -> Reply {
+    let mut body = body.to_string();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    Response::from_string(body).with_status_code(status).boxed()
+}
+
+pub fn header_value(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .expect("header names and values we make are ASCII")
+}
+
+/// The value of the first header `name` of `request`.
+pub fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().to_string())
 }
 
 fn with_content_type(reply: Reply, content_type: &str) -> Reply {
-    reply.with_header(
-        Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-            .expect("static header is valid"),
-    )
+    reply.with_header(header_value("Content-Type", content_type))
 }
 
 fn json(body: &impl serde::Serialize) -> Reply {
     let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-    with_content_type(Response::from_data(bytes), "application/json")
+    with_content_type(Response::from_data(bytes).boxed(), "application/json")
 }
 
-fn authorized(request: &Request, token: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    request.headers().iter().any(|h| {
-        h.field.equiv("Authorization")
-            && h.value
-                .as_str()
-                .strip_prefix("Bearer ")
-                .is_some_and(|t| t == token)
-    })
+fn path_of(request: &Request) -> String {
+    request.url().split('?').next().unwrap_or("").to_string()
 }
+
+/// Whether `request` carries the token: as a bearer header, or, where `in_query`, as
+/// `access_token`. Compared in constant time.
+fn authorized(request: &Request, token: Option<&str>, in_query: bool) -> bool {
+    let Some(token) = token else { return true };
+    let same = |t: &str| constant_time_eq::constant_time_eq(t.as_bytes(), token.as_bytes());
+    let header_ok = request.headers().iter().any(|h| {
+        h.field.equiv("Authorization") && h.value.as_str().strip_prefix("Bearer ").is_some_and(same)
+    });
+    header_ok
+        || (in_query
+            && request.url().split_once('?').is_some_and(|(_, q)| {
+                form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "access_token" && same(&v))
+            }))
+}
+
+/// The viewer page (live view and recordings): plain HTML and JavaScript, no build step,
+/// nothing fetched from elsewhere. It holds no data: everything it shows it fetches with the
+/// token, which the user enters in the page (a browser cannot send a bearer token when
+/// navigating), so it is served without one.
+const VIEWER_PAGE: &str = include_str!("viewer.html");
 
 fn route(request: &mut Request, api: &Served) -> Reply {
-    let path = request.url().split('?').next().unwrap_or("").to_string();
+    let path = path_of(request);
     if path == "/healthz" {
-        return text(200, "ok\n");
+        return text(200, "ok");
     }
-    let public = api.routes.is_some_and(|r| r.is_public(&path));
-    if !public && !authorized(request, api.token) {
-        return text(401, "missing or wrong bearer token\n");
+    if path == "/" {
+        return match request.method() {
+            Method::Get | Method::Head => Response::from_string(VIEWER_PAGE)
+                .boxed()
+                .with_header(header_value("Content-Type", "text/html; charset=utf-8"))
+                .with_header(header_value("Cache-Control", "no-cache")),
+            _ => text(405, "use GET").with_header(header_value("Allow", "GET")),
+        };
     }
-    if let Some(reply) = api.routes.and_then(|r| r.respond(request, &path)) {
-        return reply;
+    let in_query = api.routes.iter().any(|r| r.token_in_query(&path));
+    if !authorized(request, api.token.as_deref(), in_query) {
+        return text(401, "missing or wrong bearer token");
+    }
+    for routes in &api.routes {
+        if let Some(reply) = routes.respond(request, &path) {
+            return reply;
+        }
     }
     match (request.method(), path.as_str()) {
         (Method::Get, "/api/cameras") => {
@@ -149,13 +253,15 @@ fn route(request: &mut Request, api: &Served) -> Reply {
             json(&cameras_json(&board))
         }
         (Method::Get, "/metrics") => match api.metrics.render() {
-            Ok(body) => with_content_type(Response::from_string(body), metrics::CONTENT_TYPE),
-            Err(_) => text(500, "the metrics could not be encoded\n"),
+            Ok(body) => {
+                with_content_type(Response::from_string(body).boxed(), metrics::CONTENT_TYPE)
+            }
+            Err(_) => text(500, "the metrics could not be encoded"),
         },
-        (_, "/api/cameras" | "/metrics") => text(405, "use GET\n"),
+        (_, "/api/cameras" | "/metrics") => text(405, "use GET"),
         _ => text(
             404,
-            "no such endpoint: try /healthz, /api/cameras or /metrics\n",
+            "no such endpoint: try /healthz, /api/cameras, /api/recordings or /metrics",
         ),
     }
 }

@@ -66,7 +66,7 @@ impl ChangeDetector {
         if let Some(dts_ns) = packet.dts().or(packet.pts()).map(|t| to_ns(t, time_base)) {
             if let Some(last) = self.last_dts_ns {
                 let step = dts_ns - last;
-                verdict.discontinuity = step < 0 || step > MAX_FORWARD_STEP_NS;
+                verdict.discontinuity = !(0..=MAX_FORWARD_STEP_NS).contains(&step);
             }
             self.last_dts_ns = Some(dts_ns);
         }
@@ -130,7 +130,7 @@ pub fn probe_geometry(codec: Codec, data: &[u8]) -> Option<Geometry> {
             return None;
         }
         // One complete access unit per call: no need to find frame boundaries.
-        (*parser).flags |= ffi::PARSER_FLAG_COMPLETE_FRAMES as i32;
+        (*parser).flags |= ffi::PARSER_FLAG_COMPLETE_FRAMES;
         let mut out: *mut u8 = std::ptr::null_mut();
         let mut out_size = 0;
         ffi::av_parser_parse2(

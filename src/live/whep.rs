@@ -1,5 +1,4 @@
-//! The live view's HTTP routes, served by the API thread: the viewer page at `/`, and WHEP
-//! (RFC 9725): `POST /whep/<camera>` with an SDP offer answers `201 Created` with the SDP
+//! The live view's HTTP routes, served by the API threads: WHEP (RFC 9725): `POST /whep/<camera>` with an SDP offer answers `201 Created` with the SDP
 //! answer and the session's `Location`; `DELETE` on that location ends the session.
 //!
 //! The API thread parses the offer itself (cheap, and keeps bad input away from the `live`
@@ -10,12 +9,12 @@ use std::io::Read;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Method, Request, Response};
 
 use super::offer::Offer;
 use super::runtime::Command;
 use super::WhepError;
-use crate::api::{Reply, Routes};
+use crate::api::{header, header_value, text, Reply, Routes};
 use crate::config::is_valid_camera_id;
 
 /// Longest wait of the API thread for the `live` thread. Creating a viewer takes a few
@@ -23,9 +22,6 @@ use crate::config::is_valid_camera_id;
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A browser's offer is 3 to 8 KiB; anything this big is not one.
 const MAX_OFFER_BYTES: u64 = 64 * 1024;
-
-/// The viewer page: plain HTML and JavaScript, no build step, nothing fetched from elsewhere.
-const VIEWER_PAGE: &str = include_str!("viewer.html");
 
 pub struct LiveRoutes {
     commands: Sender<Command>,
@@ -85,6 +81,7 @@ impl LiveRoutes {
                 let location = format!("/whep/{camera}/{}", answered.session);
                 Response::from_data(answered.sdp.into_bytes())
                     .with_status_code(201)
+                    .boxed()
                     .with_header(header_value("Content-Type", "application/sdp"))
                     .with_header(header_value("Location", &location))
             }
@@ -112,21 +109,7 @@ impl LiveRoutes {
 }
 
 impl Routes for LiveRoutes {
-    fn is_public(&self, path: &str) -> bool {
-        // The page holds no data: everything it shows it fetches with the token, which the
-        // user enters in the page (a browser cannot send a bearer token when navigating).
-        path == "/"
-    }
-
     fn respond(&self, request: &mut Request, path: &str) -> Option<Reply> {
-        if path == "/" {
-            return Some(match request.method() {
-                Method::Get | Method::Head => Response::from_string(VIEWER_PAGE)
-                    .with_header(header_value("Content-Type", "text/html; charset=utf-8"))
-                    .with_header(header_value("Cache-Control", "no-cache")),
-                _ => text(405, "use GET").with_header(header_value("Allow", "GET")),
-            });
-        }
         let rest = path.strip_prefix("/whep/")?;
         let parts: Vec<&str> = rest.split('/').collect();
         let reply = match parts[..] {
@@ -160,23 +143,6 @@ impl Routes for LiveRoutes {
 /// Session ids are mediasoup transport ids: UUIDs.
 fn is_session_id(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-}
-
-fn header(request: &Request, name: &'static str) -> Option<String> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().to_string())
-}
-
-fn header_value(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("header names and values we make are ASCII")
-}
-
-fn text(status: u16, body: &str) -> Reply {
-    Response::from_string(format!("{body}\n")).with_status_code(status)
 }
 
 fn refusal(e: &WhepError) -> Reply {

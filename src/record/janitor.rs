@@ -13,23 +13,13 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::segment::PART_SUFFIX;
+use crate::playback::index::{Index, SegmentFile, PART_SUFFIX};
 
 /// How one camera's segments are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Retention {
     pub keep_days: Option<u32>,
     pub max_bytes: Option<u64>,
-}
-
-/// A finished segment on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentFile {
-    pub camera: String,
-    pub path: PathBuf,
-    /// UTC start time from the file name, seconds since the epoch.
-    pub start_unix_s: i64,
-    pub bytes: u64,
 }
 
 /// What the janitor knows: the record directory, the global cap, per-camera rules.
@@ -49,12 +39,12 @@ pub struct Janitor {
 }
 
 impl Janitor {
-    pub fn start(policy: Arc<Mutex<Policy>>) -> std::io::Result<Janitor> {
+    pub fn start(policy: Arc<Mutex<Policy>>, index: Index) -> std::io::Result<Janitor> {
         let (wake, wake_rx) = crossbeam_channel::bounded::<String>(64);
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("rec-janitor".into())
-            .spawn(move || run(&policy, &wake_rx, &stop_rx))?;
+            .spawn(move || run(&policy, &index, &wake_rx, &stop_rx))?;
         Ok(Janitor {
             wake,
             stop,
@@ -77,7 +67,7 @@ impl Drop for Janitor {
     }
 }
 
-fn run(policy: &Mutex<Policy>, wake: &Receiver<String>, stop: &Receiver<()>) {
+fn run(policy: &Mutex<Policy>, index: &Index, wake: &Receiver<String>, stop: &Receiver<()>) {
     loop {
         let policy_now = {
             let p = policy.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,8 +79,14 @@ fn run(policy: &Mutex<Policy>, wake: &Receiver<String>, stop: &Receiver<()>) {
             }
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        for (file, why) in plan(&scan(&policy_now.dir), &policy_now, now) {
-            match std::fs::remove_file(&file.path) {
+        // The index, not a walk of the directory: with months of segments a walk per closed
+        // segment would cost more than the recording.
+        for (file, why) in plan(&index.files(), &policy_now, now) {
+            let removed = std::fs::remove_file(&file.path);
+            if removed.is_ok() || !file.path.exists() {
+                index.removed(&file.camera, &file.path);
+            }
+            match removed {
                 Ok(()) => log::info!(
                     target: &format!("rec-{}", file.camera),
                     "deleted {} ({})",
@@ -121,63 +117,6 @@ fn run(policy: &Mutex<Policy>, wake: &Receiver<String>, stop: &Receiver<()>) {
             default(Duration::from_secs(60)) => {}
         }
     }
-}
-
-/// Every finished segment under `dir` (`<camera>/<YYYY-MM-DD>/<HH-MM-SS>[-n].mp4`).
-pub fn scan(dir: &Path) -> Vec<SegmentFile> {
-    let mut out = Vec::new();
-    let Ok(cameras) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for cam in cameras.flatten() {
-        let camera = cam.file_name().to_string_lossy().into_owned();
-        let Ok(days) = std::fs::read_dir(cam.path()) else {
-            continue;
-        };
-        for day in days.flatten() {
-            let Ok(files) = std::fs::read_dir(day.path()) else {
-                continue;
-            };
-            let day_name = day.file_name().to_string_lossy().into_owned();
-            for f in files.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                if name.ends_with(PART_SUFFIX) {
-                    continue;
-                }
-                let Some(start_unix_s) = start_time(&day_name, &name) else {
-                    continue;
-                };
-                let bytes = f.metadata().map_or(0, |m| m.len());
-                out.push(SegmentFile {
-                    camera: camera.clone(),
-                    path: f.path(),
-                    start_unix_s,
-                    bytes,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// Start time of a segment from its day directory and file name; `None` if not ours.
-fn start_time(day: &str, file: &str) -> Option<i64> {
-    let stem = file.strip_suffix(".mp4")?;
-    let hms = stem.get(..8)?;
-    let rest = &stem[8..];
-    if !(rest.is_empty() || rest.strip_prefix('-')?.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    let num = |s: &str| s.parse::<u32>().ok();
-    let d: Vec<&str> = day.split('-').collect();
-    let t: Vec<&str> = hms.split('-').collect();
-    if d.len() != 3 || t.len() != 3 {
-        return None;
-    }
-    let month = time::Month::try_from(num(d[1])? as u8).ok()?;
-    let date = time::Date::from_calendar_date(num(d[0])? as i32, month, num(d[2])? as u8).ok()?;
-    let tod = time::Time::from_hms(num(t[0])? as u8, num(t[1])? as u8, num(t[2])? as u8).ok()?;
-    Some(date.with_time(tod).assume_utc().unix_timestamp())
 }
 
 /// Which segments to delete and why, oldest first within each rule.
@@ -272,32 +211,6 @@ mod tests {
             path: PathBuf::from(format!("/r/{camera}/{start}.mp4")),
             start_unix_s: start,
             bytes,
-        }
-    }
-
-    #[test]
-    fn names_parse_to_utc_start_times() {
-        // (day dir, file, start) ; 2026-11-25 00:00:00 UTC = 1795564800
-        let table = [
-            ("2026-11-25", "00-00-00.mp4", Some(1_795_564_800)),
-            (
-                "2026-11-25",
-                "17-04-09.mp4",
-                Some(1_795_564_800 + 17 * 3600 + 4 * 60 + 9),
-            ),
-            (
-                "2026-11-25",
-                "17-04-09-2.mp4",
-                Some(1_795_564_800 + 17 * 3600 + 4 * 60 + 9),
-            ),
-            ("2026-11-25", "17-04-09.mp4.part", None),
-            ("2026-11-25", "notes.txt", None),
-            ("2026-11-25", "17-04-09-x.mp4", None),
-            ("2026-13-25", "00-00-00.mp4", None),
-            ("2026-11-25", "25-00-00.mp4", None),
-        ];
-        for (day, file, want) in table {
-            assert_eq!(start_time(day, file), want, "{day}/{file}");
         }
     }
 

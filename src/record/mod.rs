@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cam-<id> --try_send--> [bounded queue] --> rec-<id>: segments on disk
+//!                                              |--opened/closed--> playback::Index
 //!                                              \--closed--> rec-janitor: retention
 //! ```
 //! The camera thread never waits: when the disk is slow the queue overflows, the camera drops
@@ -24,6 +25,7 @@ use self::recorder::{RecordCounters, Recorder};
 use crate::camera::fanout::QueueSink;
 use crate::camera::status::CameraStatus;
 use crate::config::{CameraConfig, RecordConfig};
+use crate::playback::Index;
 use crate::supervisor::Consumer;
 
 /// How long stopping waits for a recorder to close its segment before leaving it behind
@@ -38,12 +40,14 @@ struct Running {
 /// The recorders of all recorded cameras, as one consumer of the supervisor.
 pub struct Recorders {
     policy: Arc<Mutex<Policy>>,
+    index: Index,
     janitor: Janitor,
     running: BTreeMap<String, Running>,
 }
 
 impl Recorders {
-    /// Recovers segments a crash left under their temporary names, and starts the janitor.
+    /// Recovers segments a crash left under their temporary names, reads every segment into
+    /// the recordings index, and starts the janitor.
     pub fn start(config: &RecordConfig) -> std::io::Result<Recorders> {
         let recovered = janitor::recover_parts(&config.dir);
         if recovered > 0 {
@@ -53,11 +57,13 @@ impl Recorders {
                 config.dir.display()
             );
         }
+        let index = Index::build(&config.dir);
         let policy = Arc::new(Mutex::new(Policy::default()));
         Recorders::apply_config(&policy, config);
-        let janitor = Janitor::start(policy.clone())?;
+        let janitor = Janitor::start(policy.clone(), index.clone())?;
         Ok(Recorders {
             policy,
+            index,
             janitor,
             running: BTreeMap::new(),
         })
@@ -65,7 +71,15 @@ impl Recorders {
 
     /// A handle that applies the global settings of a reloaded config.
     pub fn settings(&self) -> RecordSettings {
-        RecordSettings(self.policy.clone())
+        RecordSettings {
+            policy: self.policy.clone(),
+            index: self.index.clone(),
+        }
+    }
+
+    /// The recordings index the recorders and the janitor keep current.
+    pub fn index(&self) -> Index {
+        self.index.clone()
     }
 
     fn apply_config(policy: &Mutex<Policy>, config: &RecordConfig) {
@@ -80,11 +94,17 @@ impl Recorders {
 }
 
 /// Applies `[record]` changes on reload (per-camera changes restart the camera instead).
-pub struct RecordSettings(Arc<Mutex<Policy>>);
+pub struct RecordSettings {
+    policy: Arc<Mutex<Policy>>,
+    index: Index,
+}
 
 impl RecordSettings {
     pub fn update(&self, config: &RecordConfig) {
-        Recorders::apply_config(&self.0, config);
+        Recorders::apply_config(&self.policy, config);
+        if self.index.dir() != config.dir {
+            self.index.rebuild(&config.dir);
+        }
     }
 }
 
@@ -106,7 +126,13 @@ impl Consumer for Recorders {
                     max_bytes: target.max_bytes,
                 },
             );
-        let recorder = Recorder::new(&cam.id, target, counters, self.janitor.waker());
+        let recorder = Recorder::new(
+            &cam.id,
+            target,
+            counters,
+            self.janitor.waker(),
+            self.index.clone(),
+        );
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let spawned = std::thread::Builder::new()
             .name(format!("rec-{}", cam.id))

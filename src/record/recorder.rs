@@ -22,6 +22,7 @@ use crate::bitstream::Codec;
 use crate::camera::fanout::{QueueStats, SharedUnit, Track};
 use crate::camera::status::StatusSection;
 use crate::config::RecordTarget;
+use crate::playback::index::{self, Index, Progress};
 
 /// How often the recorder takes what its queue holds. The smallest queue (16 units) lasts
 /// over 260 ms at 60 fps; segments are written a fragment (a GOP) at a time anyway.
@@ -115,7 +116,10 @@ pub struct Recorder {
     counters: Arc<RecordCounters>,
     /// Told about every closed segment so retention runs soon after.
     closed: Sender<String>,
+    index: Index,
     segment: Option<Segment>,
+    /// How far the open segment has reached, for the index.
+    progress: Option<Arc<Progress>>,
     last_seq: Option<u64>,
     last_audio_seq: Option<u64>,
     session: Option<u64>,
@@ -128,6 +132,7 @@ impl Recorder {
         target: RecordTarget,
         counters: Arc<RecordCounters>,
         closed: Sender<String>,
+        index: Index,
     ) -> Recorder {
         Recorder {
             camera: camera.to_string(),
@@ -135,7 +140,9 @@ impl Recorder {
             target,
             counters,
             closed,
+            index,
             segment: None,
+            progress: None,
             last_seq: None,
             last_audio_seq: None,
             session: None,
@@ -228,6 +235,14 @@ impl Recorder {
         if let Err(e) = segment.write(unit) {
             self.fail(&e);
             self.cut("write failed");
+            return;
+        }
+        if let (true, Some(p)) = (unit.key, self.progress.as_ref()) {
+            // Everything before this key frame is on disk now (see `Segment::write`).
+            p.advance(
+                (segment.seconds_to(unit) * 1000.0) as u64,
+                segment.media_bytes,
+            );
         }
     }
 
@@ -273,6 +288,12 @@ impl Recorder {
                 text.current = Some(s.path.display().to_string());
                 drop(text);
                 log::debug!(target: &self.log, "segment {}", s.path.display());
+                self.progress = Some(self.index.opened(
+                    &self.camera,
+                    &s.path,
+                    s.start_unix_ms as i64,
+                    index::setup_of(s.part_path()),
+                ));
                 self.segment = Some(s);
                 true
             }
@@ -309,8 +330,16 @@ impl Recorder {
                 segment.fixed_dts
             );
         }
-        let path = segment.path.display().to_string();
-        match segment.close() {
+        let final_path = segment.path.clone();
+        let path = final_path.display().to_string();
+        self.progress = None;
+        let closed = segment.close();
+        if final_path.exists() {
+            self.index.closed(&self.camera, &final_path);
+        } else {
+            self.index.removed(&self.camera, &final_path);
+        }
+        match closed {
             Ok(bytes) => {
                 self.counters.segments.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);

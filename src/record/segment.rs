@@ -15,9 +15,7 @@ use ffmpeg_next as ffmpeg;
 use super::audio::{self, AudioPlan, ToAac};
 use crate::bitstream::{Codec, ParameterSets};
 use crate::camera::fanout::{set_extradata, share, AccessUnit};
-
-/// Suffix of a segment being written.
-pub const PART_SUFFIX: &str = ".part";
+use crate::playback::index::part_of;
 
 pub struct Segment {
     output: Output,
@@ -34,6 +32,10 @@ pub struct Segment {
     durable_units: u64,
     /// Units whose DTS was not after the previous one and was moved forward.
     pub fixed_dts: u64,
+    /// Bytes of media handed to the muxer.
+    pub media_bytes: u64,
+    /// Wall-clock time of the first unit (the file name's, to the millisecond).
+    pub start_unix_ms: u64,
     audio: Option<AudioOut>,
 }
 
@@ -50,8 +52,9 @@ struct AudioOut {
     packets: u64,
 }
 
-/// `<dir>/<camera>/<YYYY-MM-DD>/<HH-MM-SS>.mp4` for a UTC start time; `-1`, `-2`... are added
-/// when a segment of the same second exists (a reconnect within the second).
+/// `<dir>/<camera>/<YYYY-MM-DD>/<HH-MM-SS.mmm>.mp4` for a UTC start time (read back by
+/// `playback::index::start_time_ms`); `-1`, `-2`... are added when a segment of the same
+/// millisecond exists.
 pub fn segment_path(dir: &Path, camera: &str, start_unix_ms: u64) -> PathBuf {
     let t = time::OffsetDateTime::from_unix_timestamp((start_unix_ms / 1000) as i64)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -61,7 +64,13 @@ pub fn segment_path(dir: &Path, camera: &str, start_unix_ms: u64) -> PathBuf {
         t.month() as u8,
         t.day()
     ));
-    let stem = format!("{:02}-{:02}-{:02}", t.hour(), t.minute(), t.second());
+    let stem = format!(
+        "{:02}-{:02}-{:02}.{:03}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        start_unix_ms % 1000
+    );
     let mut path = day.join(format!("{stem}.mp4"));
     let mut n = 1;
     while path.exists() || part_of(&path).exists() {
@@ -69,13 +78,6 @@ pub fn segment_path(dir: &Path, camera: &str, start_unix_ms: u64) -> PathBuf {
         n += 1;
     }
     path
-}
-
-/// The temporary name of `path` while it is written.
-pub fn part_of(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(PART_SUFFIX);
-    PathBuf::from(s)
 }
 
 impl Segment {
@@ -201,6 +203,8 @@ impl Segment {
             units: 0,
             durable_units: 0,
             fixed_dts: 0,
+            media_bytes: 0,
+            start_unix_ms: first.received_unix_ms,
             audio: audio_out,
         })
     }
@@ -238,6 +242,7 @@ impl Segment {
         packet.set_stream(0);
         packet.set_position(-1);
         packet.rescale_ts(self.in_time_base, self.out_time_base);
+        self.media_bytes += packet.size() as u64;
         packet
             .write(&mut self.output)
             .map_err(|e| format!("writing {}: {e}", self.part_path.display()))?;
@@ -286,12 +291,18 @@ impl Segment {
             packet.set_stream(a.index);
             packet.set_position(-1);
             packet.rescale_ts(a.in_time_base, a.out_time_base);
+            self.media_bytes += packet.size() as u64;
             packet
                 .write(&mut self.output)
                 .map_err(|e| format!("writing audio to {}: {e}", self.part_path.display()))?;
             a.packets += 1;
         }
         Ok(())
+    }
+
+    /// The temporary name the segment is written under.
+    pub fn part_path(&self) -> &Path {
+        &self.part_path
     }
 
     /// Finishes the file and gives it its final name. Returns its size in bytes. Even when
@@ -334,13 +345,20 @@ mod tests {
         // 2026-11-25 17:04:09.500 UTC
         let ms = 1_795_626_249_500;
         let p = segment_path(dir.path(), "front", ms);
-        assert_eq!(p, dir.path().join("front/2026-11-25/17-04-09.mp4"));
+        assert_eq!(p, dir.path().join("front/2026-11-25/17-04-09.500.mp4"));
+        let day = "2026-11-25";
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            crate::playback::index::start_time_ms(day, name),
+            Some(ms as i64),
+            "the index reads back the name's start"
+        );
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"x").unwrap();
         let q = segment_path(dir.path(), "front", ms);
-        assert_eq!(q, dir.path().join("front/2026-11-25/17-04-09-1.mp4"));
+        assert_eq!(q, dir.path().join("front/2026-11-25/17-04-09.500-1.mp4"));
         std::fs::write(part_of(&q), b"x").unwrap();
         let r = segment_path(dir.path(), "front", ms);
-        assert_eq!(r, dir.path().join("front/2026-11-25/17-04-09-2.mp4"));
+        assert_eq!(r, dir.path().join("front/2026-11-25/17-04-09.500-2.mp4"));
     }
 }

@@ -14,6 +14,8 @@ pub struct Vasd {
     pub dir: tempfile::TempDir,
     pub port: u16,
     extra_env: Vec<(String, String)>,
+    /// `[server] token`, when set.
+    token: Option<String>,
 }
 
 /// A `[[camera]]` table with fast reconnects, so tests spend little time backing off.
@@ -32,14 +34,19 @@ impl Vasd {
 
     /// Starts with the API on a port chosen beforehand (to point a camera at it).
     pub fn start_on_port(body: &str, port: u16) -> Vasd {
-        Vasd::start_full(body, &[], port)
+        Vasd::start_full(body, &[], port, None)
     }
 
     pub fn start_with_env(body: &str, env: &[(&str, &str)]) -> Vasd {
-        Vasd::start_full(body, env, free_port())
+        Vasd::start_full(body, env, free_port(), None)
     }
 
-    fn start_full(body: &str, env: &[(&str, &str)], port: u16) -> Vasd {
+    /// Starts with `[server] token` set; the harness's own /healthz polling needs none.
+    pub fn start_with_token(body: &str, token: &str) -> Vasd {
+        Vasd::start_full(body, &[], free_port(), Some(token))
+    }
+
+    fn start_full(body: &str, env: &[(&str, &str)], port: u16, token: Option<&str>) -> Vasd {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut v = Vasd {
             child: None,
@@ -49,6 +56,7 @@ impl Vasd {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            token: token.map(str::to_string),
         };
         v.write_config(body);
         v.spawn();
@@ -65,7 +73,14 @@ impl Vasd {
 
     /// Replaces the config (for a SIGHUP test). The `[server]` section stays the same.
     pub fn write_config(&self, body: &str) {
-        let text = format!("[server]\nlisten = \"127.0.0.1:{}\"\n\n{body}", self.port);
+        let token = self
+            .token
+            .as_ref()
+            .map_or(String::new(), |t| format!("token = \"{t}\"\n"));
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\n{token}\n{body}",
+            self.port
+        );
         fs::write(self.config_path(), text).expect("write config");
     }
 

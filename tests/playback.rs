@@ -1,0 +1,482 @@
+//! Playback of recordings through the API, against a real recording of the GStreamer RTSP
+//! fixture (H.264 and AAC): listings, clips across segments (checked by ffprobe decoding
+//! them), downloads, raw segments with ranges, bad requests, a restart rebuilding the index,
+//! retention deleting from it, and headless Chromium playing the viewer page's timeline.
+//!
+//! One recording serves every check: vasd records two spans (the camera goes away for a few
+//! seconds between them) with 3 s segments, then the checks run one after another.
+
+mod daemon;
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use daemon::Vasd;
+use serde_json::Value;
+use support::{segments, wait_until, RtspServer};
+
+const T: Duration = Duration::from_secs(60);
+const TOKEN: &str = "playback-test-token-0123";
+
+fn config(dir: &Path, url: &str) -> String {
+    format!(
+        "[record]\ndir = \"{}\"\nsegment_seconds = 3\n\
+         [[camera]]\nid = \"cam\"\nurl = \"{url}\"\nrecord = true\nlive = true\n\
+         reconnect = {{ min_delay_ms = 200, max_delay_ms = 1000, io_timeout_ms = 2000 }}\n",
+        dir.display()
+    )
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = ureq::get(&format!("http://127.0.0.1:{port}{path}")).timeout(T);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|k| {
+            let v = resp.header(&k).unwrap_or("").to_string();
+            (k, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).expect("body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn authed(port: u16, path: &str) -> Reply {
+    get(port, path, &[("Authorization", &format!("Bearer {TOKEN}"))])
+}
+
+/// Spans of `cam` as (start_ms, end_ms, segments).
+fn spans(port: u16) -> Vec<(i64, i64, u64)> {
+    let v = authed(port, "/api/recordings/cam").json();
+    v["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| {
+            (
+                s["start_unix_ms"].as_i64().unwrap(),
+                s["end_unix_ms"].as_i64().unwrap(),
+                s["segments"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+struct Probe {
+    video_frames: u64,
+    audio_packets: u64,
+    start_time: f64,
+    duration: f64,
+    first_key: bool,
+}
+
+/// Decodes the whole file with ffprobe; any decoding complaint fails the test.
+fn probe(file: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-count_packets"])
+        .args([
+            "-show_entries",
+            "stream=codec_type,nb_read_frames,nb_read_packets:format=start_time,duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |kind: &str, field: &str| {
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["codec_type"] == kind)
+            .and_then(|s| s[field].as_str()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let first = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let f = |k: &str| {
+        v["format"][k]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Probe {
+        video_frames: count("video", "nb_read_frames"),
+        audio_packets: count("audio", "nb_read_packets"),
+        start_time: f("start_time"),
+        duration: f("duration"),
+        first_key: String::from_utf8_lossy(&first.stdout).starts_with('K'),
+    }
+}
+
+/// Top-level box types of an MP4, in order.
+fn top_boxes(data: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= data.len() {
+        let mut size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as u64;
+        if size == 1 {
+            size = u64::from_be_bytes(data[at + 8..at + 16].try_into().unwrap());
+        }
+        out.push(String::from_utf8_lossy(&data[at + 4..at + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        at += size as usize;
+    }
+    out
+}
+
+fn save(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+#[test]
+fn recordings_are_listed_played_and_downloaded() {
+    let mut server = RtspServer::start(&[("cam", "cam_aac.mp4")]);
+    let rec = tempfile::tempdir().unwrap();
+    let mut vasd = Vasd::start_with_token(&config(rec.path(), &server.url("cam")), TOKEN);
+    let port = vasd.port;
+    let out = tempfile::tempdir().unwrap();
+
+    // Span 1: about 8 s; the camera goes away for 3 s; span 2: about 8 s.
+    wait_until(T, "three closed segments", || {
+        segments(rec.path(), "cam").len() >= 3
+    });
+    server.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    let before = segments(rec.path(), "cam").len();
+    wait_until(T, "three more closed segments", || {
+        segments(rec.path(), "cam").len() >= before + 3
+    });
+
+    // Listings.
+    let no_token = get(port, "/api/recordings", &[]);
+    assert_eq!(no_token.status, 401);
+    let all = authed(port, "/api/recordings");
+    assert_eq!(all.status, 200, "{}", String::from_utf8_lossy(&all.body));
+    let all = all.json();
+    assert_eq!(all["cameras"][0]["camera"], "cam", "{all}");
+    let listed = spans(port);
+    assert!(
+        listed.len() >= 2,
+        "a gap splits the recording into spans: {listed:?}"
+    );
+    let (s1, e1, n1) = listed[0];
+    let (s2, e2, _) = listed[1];
+    assert!(n1 >= 3, "adjacent segments merge into one span: {listed:?}");
+    assert!(
+        s2 - e1 >= 1000,
+        "the spans are apart by the outage: {listed:?}"
+    );
+    let detail = authed(port, "/api/recordings/cam?segments=1").json();
+    let segs = detail["segments"].as_array().expect("segments on request");
+    assert!(segs.len() >= 6, "{detail}");
+    let later = authed(
+        port,
+        &format!("/api/recordings/cam?start={}", (s2 as f64) / 1000.0),
+    )
+    .json();
+    assert_eq!(
+        later["spans"].as_array().unwrap().len(),
+        listed.len() - 1,
+        "start= leaves out the spans that end before it: {later}"
+    );
+
+    // A clip across segment boundaries, from 1.5 s into span 1, for 6 s.
+    let start = s1 + 1500;
+    let clip = authed(
+        port,
+        &format!(
+            "/api/recordings/cam/video.mp4?start={}&duration=6",
+            start as f64 / 1000.0
+        ),
+    );
+    assert_eq!(clip.status, 200, "{}", String::from_utf8_lossy(&clip.body));
+    assert_eq!(clip.header("Content-Type"), Some("video/mp4"));
+    let clip_start: i64 = clip.header("X-Vas-Start-Unix-Ms").unwrap().parse().unwrap();
+    assert!(
+        clip_start <= start && start - clip_start < 2500,
+        "the clip starts at the key frame at or before start: {clip_start} vs {start}"
+    );
+    let boxes = top_boxes(&clip.body);
+    assert_eq!(&boxes[..2], ["ftyp", "moov"], "{boxes:?}");
+    assert!(
+        boxes.iter().filter(|b| *b == "moof").count() >= 4,
+        "{boxes:?}"
+    );
+    let p = probe(&save(out.path(), "clip.mp4", &clip.body));
+    assert!(p.first_key, "the clip starts on a key frame");
+    assert!(
+        p.start_time.abs() < 0.05,
+        "timeline from zero: {}",
+        p.start_time
+    );
+    assert!(
+        (6.0..9.5).contains(&p.duration),
+        "6 s asked from 1.5 s after a key frame, whole GOPs: {}",
+        p.duration
+    );
+    assert!(p.video_frames >= 6 * 20, "frames: {}", p.video_frames);
+    assert!(
+        p.audio_packets > 100,
+        "audio is in the clip: {}",
+        p.audio_packets
+    );
+
+    // The same clip as a download: progressive, its length announced.
+    let dl = authed(
+        port,
+        &format!(
+            "/api/recordings/cam/video.mp4?start={}&duration=6&download=1",
+            start as f64 / 1000.0
+        ),
+    );
+    assert_eq!(dl.status, 200);
+    assert_eq!(
+        dl.header("Content-Length")
+            .map(|v| v.parse::<usize>().unwrap()),
+        Some(dl.body.len())
+    );
+    let disposition = dl.header("Content-Disposition").unwrap_or("");
+    assert!(
+        disposition.starts_with("attachment; filename=\"cam-")
+            && disposition.ends_with("Z-6s.mp4\""),
+        "{disposition}"
+    );
+    assert_eq!(top_boxes(&dl.body), ["ftyp", "moov", "mdat"]);
+    let d = probe(&save(out.path(), "download.mp4", &dl.body));
+    assert_eq!(
+        d.video_frames, p.video_frames,
+        "the download holds the clip's frames"
+    );
+    assert_eq!(d.audio_packets, p.audio_packets);
+    assert!(
+        (d.duration - p.duration).abs() < 0.2,
+        "{} vs {}",
+        d.duration,
+        p.duration
+    );
+
+    // A clip from span 2 with the token in the query, as a <video src> sends it.
+    let second = get(
+        port,
+        &format!(
+            "/api/recordings/cam/video.mp4?start={}&duration=3&access_token={TOKEN}",
+            s2 as f64 / 1000.0
+        ),
+        &[],
+    );
+    assert_eq!(second.status, 200);
+    let q = probe(&save(out.path(), "second.mp4", &second.body));
+    assert!(q.first_key && q.video_frames > 0);
+    assert!(e2 > s2);
+
+    // Raw segments: whole, by range, unchanged.
+    let file = segs[0]["url"].as_str().unwrap();
+    let whole = authed(port, file);
+    assert_eq!(whole.status, 200);
+    let on_disk = segments(rec.path(), "cam")[0].clone();
+    assert_eq!(whole.body, std::fs::read(&on_disk).unwrap());
+    let etag = whole.header("ETag").expect("ETag").to_string();
+    assert!(whole.header("Last-Modified").is_some());
+    let auth = format!("Bearer {TOKEN}");
+    let part = get(
+        port,
+        file,
+        &[("Authorization", &auth), ("Range", "bytes=100-199")],
+    );
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, whole.body[100..200]);
+    assert_eq!(
+        part.header("Content-Range"),
+        Some(format!("bytes 100-199/{}", whole.body.len()).as_str())
+    );
+    let cached = get(
+        port,
+        file,
+        &[("Authorization", &auth), ("If-None-Match", &etag)],
+    );
+    assert_eq!(cached.status, 304);
+    let past = get(
+        port,
+        file,
+        &[("Authorization", &auth), ("Range", "bytes=999999999-")],
+    );
+    assert_eq!(past.status, 416);
+
+    // Bad requests: a status and a message saying what to fix.
+    let bad = |path: &str, status: u16, needle: &str| {
+        let r = authed(port, path);
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, status, "{path}: {body}");
+        let v = r.json();
+        let msg = v["error"].as_str().unwrap_or("");
+        assert!(
+            msg.contains(needle),
+            "{path}: {msg:?} should mention {needle:?}"
+        );
+        v
+    };
+    bad(
+        "/api/recordings/cam/video.mp4?start=yesterday",
+        400,
+        "RFC 3339",
+    );
+    bad("/api/recordings/cam/video.mp4", 400, "start= is missing");
+    bad(
+        &format!(
+            "/api/recordings/cam/video.mp4?start={}&duration=99999",
+            s1 / 1000
+        ),
+        400,
+        "over the limit",
+    );
+    bad(
+        &format!(
+            "/api/recordings/cam/video.mp4?start={}&duration=-1",
+            s1 / 1000
+        ),
+        400,
+        "more than 0",
+    );
+    let none = bad(
+        "/api/recordings/cam/video.mp4?start=2001-01-01T00:00:00Z",
+        404,
+        "no recording",
+    );
+    assert!(!none["nearest"].as_array().unwrap().is_empty(), "{none}");
+    bad("/api/recordings/nosuch", 404, "no recordings of camera");
+    bad(
+        "/api/recordings/nosuch/video.mp4?start=0",
+        404,
+        "no recordings of camera",
+    );
+    bad("/api/recordings/cam?start=soon", 400, "Unix");
+    for path in [
+        "/api/recordings/cam/files/../../../etc/passwd",
+        "/api/recordings/cam/files/..%2F..%2F..%2Fetc/passwd",
+        "/api/recordings/..%2F..%2Fetc/files/x/passwd",
+        "/api/recordings/cam/files/2026-01-01/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    ] {
+        let r = authed(port, path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("root:"),
+            "{path}"
+        );
+    }
+
+    // Headless Chromium: the viewer page draws the spans, plays a moment of each span (the
+    // second is a seek to another span), and shows the picture.
+    let shot = out.path().join("playback.png");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/live_support/chromium_playback.py");
+    let moments = format!(
+        "{},{}",
+        (s1 + 2000) as f64 / 1000.0,
+        (s2 + 1000) as f64 / 1000.0
+    );
+    let run = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/#token={TOKEN}"))
+        .args(["--camera", "cam", "--at", &moments, "--timeout", "40"])
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .expect("chromium_playback.py");
+    let lines = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "chromium playback: {lines}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let played: Vec<Value> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "played")
+        .collect();
+    assert_eq!(played.len(), 2, "{lines}");
+    for p in &played {
+        assert!(p["framesDecoded"].as_u64().unwrap_or(0) > 10, "{p}");
+        assert!(p["currentTime"].as_f64().unwrap_or(0.0) >= 2.0, "{p}");
+        assert_eq!(p["videoWidth"], 640, "{p}");
+    }
+    assert!(
+        std::fs::metadata(&shot).map_or(0, |m| m.len()) > 10_000,
+        "a screenshot"
+    );
+
+    // A restart rebuilds the index from the files: the closed segments are all there.
+    let closed: Vec<_> = listed.iter().filter(|s| s.1 < e2).cloned().collect();
+    vasd.terminate(Duration::from_secs(10));
+    server.kill();
+    let again = Vasd::start_with_token(&config(rec.path(), &server.url("cam")), TOKEN);
+    let rebuilt = spans(again.port);
+    for (s, e, n) in &closed {
+        assert!(
+            rebuilt
+                .iter()
+                .any(|r| r.0 == *s && (r.1 - e).abs() < 100 && r.2 >= *n),
+            "span {s}..{e} ({n} segments) is listed after a restart: {rebuilt:?}"
+        );
+    }
+}
