@@ -330,6 +330,32 @@ fn recordings_are_listed_played_and_downloaded() {
     assert!(q.first_key && q.video_frames > 0);
     assert!(e2 > s2);
 
+    // The segment being written is listed and plays, up to its last complete fragment.
+    let open_span = || {
+        let now = authed(port, "/api/recordings/cam").json();
+        now["spans"].as_array().unwrap().last().unwrap().clone()
+    };
+    // Right after a cut the new segment has no complete fragment yet and is not listed.
+    wait_until(T, "the last span is being recorded", || {
+        open_span()["recording"] == true
+    });
+    let last = open_span();
+    let tail = last["end_unix_ms"].as_i64().unwrap() - 1500;
+    let open_clip = authed(
+        port,
+        &format!(
+            "/api/recordings/cam/video.mp4?start={}&duration=10",
+            tail as f64 / 1000.0
+        ),
+    );
+    assert_eq!(open_clip.status, 200);
+    let o = probe(&save(out.path(), "open.mp4", &open_clip.body));
+    assert!(
+        o.first_key && o.video_frames > 0,
+        "{} frames",
+        o.video_frames
+    );
+
     // Raw segments: whole, by range, unchanged.
     let file = segs[0]["url"].as_str().unwrap();
     let whole = authed(port, file);

@@ -257,6 +257,32 @@ fn retention_deletes_the_oldest_segments() {
         .as_u64()
         .unwrap();
     assert!(newest_written as usize > kept.len());
+    // The recordings index follows the janitor: it lists what is on disk, nothing deleted.
+    let names = |files: Vec<PathBuf>| -> Vec<String> {
+        let mut n: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let listed = || -> Vec<String> {
+        let body = v.get("/api/recordings/c?segments=1").unwrap_or_default();
+        let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let mut n: Vec<String> = value["segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["recording"] == false)
+            .filter_map(|s| Some(s["file"].as_str()?.rsplit('/').next()?.to_string()))
+            .collect();
+        n.sort();
+        n
+    };
+    wait_until(T, "the index lists exactly the segments on disk", || {
+        let on_disk = names(segments(dir.path(), "c"));
+        !on_disk.is_empty() && listed() == on_disk
+    });
 }
 
 /// Mounts a tmpfs of `mib` MiB at a new temporary directory (needs root).

@@ -123,7 +123,9 @@ fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
 
 /// A time as Unix milliseconds from RFC 3339 or Unix seconds.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim();
+    // A `+` of an offset typed into a query arrives decoded as a space.
+    let s = s.trim().replace(' ', "+");
+    let s = s.as_str();
     if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
         return i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
     }
@@ -523,6 +525,7 @@ mod tests {
         let table = [
             ("2026-12-01T14:32:00Z", Some(1_796_135_520_000)),
             ("2026-12-01T15:32:00.5+01:00", Some(1_796_135_520_500)),
+            ("2026-12-01T15:32:00.5 01:00", Some(1_796_135_520_500)),
             ("1796135520", Some(1_796_135_520_000)),
             ("1796135520.25", Some(1_796_135_520_250)),
             (" 1796135520 ", Some(1_796_135_520_000)),
