@@ -490,6 +490,10 @@ fn recordings_are_listed_played_and_downloaded() {
         std::fs::metadata(&shot).map_or(0, |m| m.len()) > 10_000,
         "a screenshot"
     );
+    if let Some(keep) = std::env::var_os("VAS_TEST_ARTIFACTS") {
+        // For a person to look at: the page as Chromium drew it.
+        let _ = std::fs::copy(&shot, Path::new(&keep).join("playback.png"));
+    }
 
     // A restart rebuilds the index from the files: the closed segments are all there.
     let closed: Vec<_> = listed.iter().filter(|s| s.1 < e2).cloned().collect();
