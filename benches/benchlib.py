@@ -2,6 +2,7 @@
 
 import os
 import socket
+import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
@@ -32,3 +33,17 @@ def rss_bytes(pid):
     except FileNotFoundError:
         pass
     return 0
+
+
+def start_rtsp(media, mounts, popen=subprocess.Popen):
+    """The RTSP fixture serving `mounts`, (name, file in media) pairs: returns the process and
+    its port. `popen` starts it (a reaper's, to own it from its first moment)."""
+    args = ["/usr/bin/python3", os.path.join(ROOT, "tests/fixtures/rtsp_server.py"), "--port", "0"]
+    for name, file in mounts:
+        args += ["--mount", f"{name}={os.path.join(media, file)}"]
+    proc = popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline().split()
+    if len(line) != 2 or line[0] != "READY":
+        proc.kill()
+        raise SystemExit("the RTSP server did not start")
+    return proc, int(line[1])

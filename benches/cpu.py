@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import ROOT, cpu_seconds, free_port
+from benchlib import ROOT, cpu_seconds, free_port, start_rtsp
 
 # Built by: cargo build --release -p frames --example wake_latency
 WAKE_LATENCY = os.path.join(ROOT, "target/release/examples/wake_latency")
@@ -54,15 +54,7 @@ MEDIA = {
 
 def start_server(media, mounts):
     """The RTSP fixture serving `mounts`, (name, file in media) pairs; returns it and its port."""
-    args = ["/usr/bin/python3", os.path.join(ROOT, "tests/fixtures/rtsp_server.py"), "--port", "0"]
-    for name, file in mounts:
-        args += ["--mount", f"{name}={os.path.join(media, file)}"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        proc.kill()
-        sys.exit("the RTSP server did not start")
-    return proc, int(line[1])
+    return start_rtsp(media, mounts)
 
 
 def window(pids, seconds):

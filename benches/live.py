@@ -32,7 +32,7 @@ import threading
 import time
 import urllib.request
 
-from benchlib import ROOT, cpu_seconds, free_port
+from benchlib import ROOT, cpu_seconds, free_port, start_rtsp
 
 CLIENT = os.path.join(ROOT, "tests/live_support/whep_client.py")
 
@@ -53,15 +53,7 @@ def venv_python(target):
 
 
 def start_server(media):
-    proc = subprocess.Popen(
-        ["/usr/bin/python3", os.path.join(ROOT, "tests/fixtures/rtsp_server.py"), "--port", "0",
-         "--mount", "cam=" + os.path.join(media, "cam1080.mp4")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        proc.kill()
-        sys.exit("the RTSP server did not start")
-    return proc, int(line[1])
+    return start_rtsp(media, [("cam", "cam1080.mp4")])
 
 
 def live_status(port):

@@ -136,19 +136,6 @@ fn probe(file: &Path) -> Probe {
             .and_then(|s| s[field].as_str()?.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let first = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-read_intervals",
-            "%+#1",
-        ])
-        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
     let f = |k: &str| {
         v["format"][k]
             .as_str()
@@ -160,7 +147,7 @@ fn probe(file: &Path) -> Probe {
         audio_packets: count("audio", "nb_read_packets"),
         start_time: f("start_time"),
         duration: f("duration"),
-        first_key: String::from_utf8_lossy(&first.stdout).starts_with('K'),
+        first_key: support::first_video_packet_is_key(file),
     }
 }
 

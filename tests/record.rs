@@ -58,25 +58,6 @@ fn probe(file: &Path) -> Probe {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = &v["streams"][0];
-    let first = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-read_intervals",
-            "%+#1",
-        ])
-        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        first.status.success(),
-        "ffprobe of the first packet of {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&first.stderr)
-    );
     Probe {
         codec: s["codec_name"].as_str().unwrap_or("").into(),
         width: s["width"].as_u64().unwrap_or(0),
@@ -92,9 +73,7 @@ fn probe(file: &Path) -> Probe {
         // The first sample is a sync sample (flags "K_"). Asking for the first decoded frame
         // instead was flaky: with one packet read, ffprobe does not always get a frame out of
         // a decoder with reordering delay. That every sample decodes is -count_frames above.
-        first_is_key: String::from_utf8_lossy(&first.stdout)
-            .trim()
-            .starts_with('K'),
+        first_is_key: support::first_video_packet_is_key(file),
     }
 }
 

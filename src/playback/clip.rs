@@ -29,7 +29,16 @@ pub struct Clip {
 
 fn open(segment: &Segment) -> mp4::Result<(File, u64)> {
     let path = segment.file();
-    let file = File::open(&path).map_err(|e| Mp4Error(format!("{}: {e}", path.display())))?;
+    // A segment listed while open may have been closed (renamed) since.
+    let file = File::open(&path)
+        .or_else(|e| {
+            if segment.open {
+                File::open(&segment.path)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| Mp4Error(format!("{}: {e}", path.display())))?;
     let len = file.metadata()?.len();
     Ok((file, len))
 }
@@ -268,10 +277,18 @@ impl Walker {
                 .video()
                 .cloned()
                 .ok_or_else(|| Mp4Error("no video".into()))?;
-            let Some(vt) = fragment.tracks.iter().find(|t| t.track == video.id) else {
+            // Where the fragment starts on the video clock. A fragment may hold audio only
+            // (the audio after a segment's last frame, as some muxers write it): it is sent
+            // too, placed by its audio time.
+            let scale_of =
+                |track: u32| part.init.track(track).map_or(1, |x| u64::from(x.timescale));
+            let vts = u64::from(video.timescale);
+            let vt = fragment.tracks.iter().find(|t| t.track == video.id);
+            let Some(first) = vt.or(fragment.tracks.first()) else {
                 continue;
             };
-            let out_start = (vt.base_time.saturating_sub(part.origin)) + part.base;
+            let in_start = first.base_time * vts / scale_of(first.track);
+            let out_start = in_start.saturating_sub(part.origin) + part.base;
             if out_start >= self.end_ticks {
                 self.done = true;
                 break;
@@ -279,11 +296,8 @@ impl Walker {
             let (origin, base) = (part.origin, part.base);
             let mut out_times = std::collections::BTreeMap::new();
             for t in &fragment.tracks {
-                let scale = part
-                    .init
-                    .track(t.track)
-                    .map_or(1, |x| u64::from(x.timescale));
-                let rescale = |v: u64| v * scale / u64::from(video.timescale);
+                let scale = scale_of(t.track);
+                let rescale = |v: u64| v * scale / vts;
                 let out = (t.base_time + rescale(base)).saturating_sub(rescale(origin));
                 out_times.insert(t.track, out);
             }
@@ -291,7 +305,9 @@ impl Walker {
             mp4::patch_fragment(&mut moof, &fragment, self.sequence, |track, _| {
                 out_times[&track]
             })?;
-            self.out_video = self.out_video.max(out_start + vt.duration());
+            if let Some(vt) = vt {
+                self.out_video = self.out_video.max(out_start + vt.duration());
+            }
             let payload_len = mdat_size - mdat_header;
             let mut head = moof;
             let moof_len = head.len() as u64;

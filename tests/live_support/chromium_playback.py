@@ -27,13 +27,11 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 # The same directory is on sys.path when this file is run as a script.
-from chromium_viewer import Cdp, emit
+from chromium_viewer import emit, launch
 
 POLL_S = 0.25
 
@@ -144,25 +142,10 @@ def main():
              "(packaging/setup-debian.sh)" % a.chromium)
         return 1
 
-    profile = tempfile.mkdtemp(prefix="vas-chromium-")
-    to_chrome_r, to_chrome_w = os.pipe()
-    from_chrome_r, from_chrome_w = os.pipe()
-    # The flags of chromium_viewer.py, plus a window wide enough for a readable 24-hour bar.
-    args = [a.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
-            "--allow-loopback-in-peer-connection", "--window-size=1280,1024",
-            "--user-data-dir=" + profile, "--remote-debugging-pipe", a.url]
-    # bash puts the pipe ends at the descriptors Chromium expects (3: commands, 4: replies).
-    proc = subprocess.Popen(
-        ["/bin/bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_chrome_r, from_chrome_w), "bash"]
-        + args,
-        pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(to_chrome_r)
-    os.close(from_chrome_w)
+    # A window wide enough for a readable 24-hour bar.
+    proc, cdp, profile = launch(a.chromium, a.url, ["--window-size=1280,1024"])
     try:
-        page = attach(Cdp(proc, to_chrome_w, from_chrome_r), time.monotonic() + a.timeout)
+        page = attach(cdp, time.monotonic() + a.timeout)
         for i, at in enumerate(a.at):
             ok, line = play_one(page, a.camera, at, a.timeout)
             emit(**line)

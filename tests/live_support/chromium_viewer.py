@@ -60,6 +60,28 @@ class Cdp:
                 return reply.get("result", {})
 
 
+def launch(chromium, url, extra_flags=()):
+    """Starts headless Chromium on `url` with the DevTools protocol on a pipe; returns the
+    process, a Cdp on it, and the profile directory to remove afterwards."""
+    profile = tempfile.mkdtemp(prefix="vas-chromium-")
+    to_chrome_r, to_chrome_w = os.pipe()
+    from_chrome_r, from_chrome_w = os.pipe()
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
+            "--allow-loopback-in-peer-connection", *extra_flags, "--user-data-dir=" + profile,
+            "--remote-debugging-pipe", url]
+    # bash puts the pipe ends at the descriptors Chromium expects (3: commands, 4: replies).
+    proc = subprocess.Popen(
+        ["/bin/bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_chrome_r, from_chrome_w), "bash"]
+        + args,
+        pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(to_chrome_r)
+    os.close(from_chrome_w)
+    return proc, Cdp(proc, to_chrome_w, from_chrome_r), profile
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("url")
@@ -75,26 +97,10 @@ def main():
              % a.chromium)
         return 1
 
-    profile = tempfile.mkdtemp(prefix="vas-chromium-")
-    to_chrome_r, to_chrome_w = os.pipe()
-    from_chrome_r, from_chrome_w = os.pipe()
-    args = [a.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
-            "--allow-loopback-in-peer-connection", "--user-data-dir=" + profile,
-            "--remote-debugging-pipe", a.url]
-    # bash puts the pipe ends at the descriptors Chromium expects (3: commands, 4: replies).
-    proc = subprocess.Popen(
-        ["/bin/bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_chrome_r, from_chrome_w), "bash"]
-        + args,
-        pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(to_chrome_r)
-    os.close(from_chrome_w)
+    proc, cdp, profile = launch(a.chromium, a.url)
     ok = False
     stats = {}
     try:
-        cdp = Cdp(proc, to_chrome_w, from_chrome_r)
         deadline = time.monotonic() + a.timeout
         page = None
         while page is None and time.monotonic() < deadline:

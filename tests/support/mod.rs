@@ -619,3 +619,29 @@ pub fn files(dir: &Path, camera: &str, keep: impl Fn(&str) -> bool) -> Vec<PathB
     out.sort();
     out
 }
+
+/// Whether the first video packet of `file` is a key frame (ffprobe's packet flags).
+pub fn first_video_packet_is_key(file: &Path) -> bool {
+    let first = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        first.status.success(),
+        "ffprobe of the first packet of {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&first.stderr)
+    );
+    String::from_utf8_lossy(&first.stdout)
+        .trim()
+        .starts_with('K')
+}
