@@ -21,13 +21,28 @@ use support::{segments, wait_until, RtspServer};
 const T: Duration = Duration::from_secs(60);
 const TOKEN: &str = "playback-test-token-0123";
 
-fn config(dir: &Path, url: &str) -> String {
-    format!(
-        "[record]\ndir = \"{}\"\nsegment_seconds = 3\n\
-         [[camera]]\nid = \"cam\"\nurl = \"{url}\"\nrecord = true\nlive = true\n\
-         reconnect = {{ min_delay_ms = 200, max_delay_ms = 1000, io_timeout_ms = 2000 }}\n",
+/// Mounts of the fixture: `cam` (H.264 and AAC) is watched live too; the others are other
+/// kinds of camera whose clips must decode as well.
+const MOUNTS: [(&str, &str); 3] = [
+    ("cam", "cam_aac.mp4"),
+    ("bframes", "cam1080_bframes.mp4"),
+    ("h265", "cam_h265.mp4"),
+];
+
+fn config(dir: &Path, server: &RtspServer) -> String {
+    let mut body = format!(
+        "[record]\ndir = \"{}\"\nsegment_seconds = 3\n",
         dir.display()
-    )
+    );
+    for (id, _) in MOUNTS {
+        body += &format!(
+            "[[camera]]\nid = \"{id}\"\nurl = \"{}\"\nrecord = true\nlive = {}\n\
+             reconnect = {{ min_delay_ms = 200, max_delay_ms = 1000, io_timeout_ms = 2000 }}\n",
+            server.url(id),
+            id == "cam"
+        );
+    }
+    body
 }
 
 struct Reply {
@@ -169,17 +184,21 @@ fn top_boxes(data: &[u8]) -> Vec<String> {
     out
 }
 
+/// Writes `data` to `dir/name`, and to `$VAS_TEST_ARTIFACTS/name` for a person to look at.
 fn save(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap();
+    if let Some(keep) = std::env::var_os("VAS_TEST_ARTIFACTS") {
+        let _ = std::fs::write(Path::new(&keep).join(name), data);
+    }
     p
 }
 
 #[test]
 fn recordings_are_listed_played_and_downloaded() {
-    let mut server = RtspServer::start(&[("cam", "cam_aac.mp4")]);
+    let mut server = RtspServer::start(&MOUNTS);
     let rec = tempfile::tempdir().unwrap();
-    let mut vasd = Vasd::start_with_token(&config(rec.path(), &server.url("cam")), TOKEN);
+    let mut vasd = Vasd::start_with_token(&config(rec.path(), &server), TOKEN);
     let port = vasd.port;
     let out = tempfile::tempdir().unwrap();
 
@@ -201,7 +220,13 @@ fn recordings_are_listed_played_and_downloaded() {
     let all = authed(port, "/api/recordings");
     assert_eq!(all.status, 200, "{}", String::from_utf8_lossy(&all.body));
     let all = all.json();
-    assert_eq!(all["cameras"][0]["camera"], "cam", "{all}");
+    let ids: Vec<&str> = all["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["camera"].as_str())
+        .collect();
+    assert_eq!(ids, ["bframes", "cam", "h265"], "{all}");
     let listed = spans(port);
     assert!(
         listed.len() >= 2,
@@ -302,6 +327,28 @@ fn recordings_are_listed_played_and_downloaded() {
         d.duration,
         p.duration
     );
+
+    // B-frames (composition offsets) and H.265 (hvc1): both forms decode, the same frames.
+    for id in ["bframes", "h265"] {
+        let v = authed(port, &format!("/api/recordings/{id}")).json();
+        let from = v["spans"][0]["start_unix_ms"].as_i64().expect("a span") as f64 / 1000.0;
+        let url = format!("/api/recordings/{id}/video.mp4?start={from}&duration=4");
+        let frag = probe(&save(
+            out.path(),
+            &format!("{id}.mp4"),
+            &authed(port, &url).body,
+        ));
+        let prog = authed(port, &format!("{url}&download=1"));
+        assert_eq!(top_boxes(&prog.body), ["ftyp", "moov", "mdat"], "{id}");
+        let prog = probe(&save(out.path(), &format!("{id}-dl.mp4"), &prog.body));
+        assert!(frag.first_key && prog.first_key, "{id}");
+        assert!(
+            frag.video_frames >= 4 * 20,
+            "{id}: {} frames",
+            frag.video_frames
+        );
+        assert_eq!(frag.video_frames, prog.video_frames, "{id}");
+    }
 
     // A clip from span 2 with the token in the query, as a <video src> sends it.
     let second = get(
@@ -486,7 +533,7 @@ fn recordings_are_listed_played_and_downloaded() {
     let closed: Vec<_> = listed.iter().filter(|s| s.1 < e2).cloned().collect();
     vasd.terminate(Duration::from_secs(10));
     server.kill();
-    let again = Vasd::start_with_token(&config(rec.path(), &server.url("cam")), TOKEN);
+    let again = Vasd::start_with_token(&config(rec.path(), &server), TOKEN);
     let rebuilt = spans(again.port);
     for (s, e, n) in &closed {
         assert!(

@@ -91,6 +91,7 @@ impl Clip {
             part: None,
             first: Some((self.first_offset, self.first_origin)),
             out_video: 0,
+            track_end: std::collections::BTreeMap::new(),
             sequence: 0,
             end_ticks: self.end_ticks,
             done: false,
@@ -202,6 +203,8 @@ struct Walker {
     first: Option<(u64, u64)>,
     /// Output video time reached: the end of the last fragment sent.
     out_video: u64,
+    /// Per track, the output decode time reached.
+    track_end: std::collections::BTreeMap<u32, u64>,
     sequence: u32,
     end_ticks: u64,
     done: bool,
@@ -298,15 +301,22 @@ impl Walker {
             for t in &fragment.tracks {
                 let scale = scale_of(t.track);
                 let rescale = |v: u64| v * scale / vts;
-                let out = (t.base_time + rescale(base)).saturating_sub(rescale(origin));
+                let mapped = (t.base_time + rescale(base)).saturating_sub(rescale(origin));
+                // Never before the end of the track's previous fragment: with B-frames,
+                // FFmpeg writes a segment's first fragment at 0 and the later ones earlier by
+                // the first frame's composition offset, so the first two overlap; players
+                // then drop a frame there.
+                let end = self.track_end.entry(t.track).or_insert(0);
+                let out = mapped.max(*end);
+                *end = out + t.duration();
                 out_times.insert(t.track, out);
             }
             self.sequence += 1;
             mp4::patch_fragment(&mut moof, &fragment, self.sequence, |track, _| {
                 out_times[&track]
             })?;
-            if let Some(vt) = vt {
-                self.out_video = self.out_video.max(out_start + vt.duration());
+            if let Some(end) = self.track_end.get(&video.id) {
+                self.out_video = self.out_video.max(*end);
             }
             let payload_len = mdat_size - mdat_header;
             let mut head = moof;
