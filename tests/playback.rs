@@ -9,7 +9,9 @@
 mod daemon;
 mod support;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -192,6 +194,42 @@ fn save(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
         let _ = std::fs::write(Path::new(&keep).join(name), data);
     }
     p
+}
+
+/// A client that asks for `path` and then reads nothing, through a 4 KiB receive buffer (set
+/// before connecting, so the window stays small): the server's writes soon block on it.
+fn stalled_client(port: u16, path: &str) -> TcpStream {
+    // SAFETY: a fresh socket; the sockaddr_in is fully initialised; the descriptor is handed
+    // to TcpStream, which owns and closes it.
+    let mut stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = port.to_be();
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let rc = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    stream
 }
 
 #[test]
@@ -422,6 +460,26 @@ fn recordings_are_listed_played_and_downloaded() {
         &[("Authorization", &auth), ("Range", "bytes=999999999-")],
     );
     assert_eq!(past.status, 416);
+
+    // Clients that stop reading hold their own threads, not the API's: more of them than
+    // there are API workers, each on megabytes of 1080p, and the API still answers.
+    let big = authed(port, "/api/recordings/bframes").json();
+    let span = &big["spans"][0];
+    let url = format!(
+        "/api/recordings/bframes/video.mp4?start={}&duration={}&download=1",
+        span["start_unix_ms"].as_i64().unwrap() as f64 / 1000.0,
+        span["duration_s"]
+    );
+    let stalled: Vec<TcpStream> = (0..6).map(|_| stalled_client(port, &url)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    for path in ["/healthz", "/api/cameras", "/api/recordings"] {
+        let r = ureq::get(&format!("http://127.0.0.1:{port}{path}"))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .timeout(Duration::from_secs(5))
+            .call();
+        assert!(r.is_ok(), "{path} with 6 stalled downloads: {r:?}");
+    }
+    drop(stalled);
 
     // Bad requests: a status and a message saying what to fix.
     let bad = |path: &str, status: u16, needle: &str| {
