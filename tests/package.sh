@@ -203,7 +203,10 @@ for cam in front yard; do
   grep -q "^vas_packets_received_total{camera=\"$cam\"}" "$work/metrics.txt" ||
     fail "/metrics has no packet counter for $cam"
 done
-curl -fs "$api/" | grep -qi "whep" || fail "the viewer page at / does not mention WHEP"
+# Saved first: grep -q stops reading at its match, and curl, cut off, would fail the pipe.
+curl -fs "$api/" -o "$work/viewer.html" || fail "GET / (the viewer page) failed"
+grep -qi "whep" "$work/viewer.html" || fail "the viewer page at / does not mention WHEP"
+grep -q "/api/recordings" "$work/viewer.html" || fail "the viewer page at / has no recordings"
 
 # A WebRTC viewer (aiortc) of the installed vasd: video decoded from the live view.
 venv="${CARGO_TARGET_DIR:-$repo/target}/live-venv"
@@ -262,6 +265,16 @@ sys.exit("no frame read")' "$shm") || fail "the installed Python reader could no
 
 wait_for 20 "a closed recording segment of front" \
   sh -c "find '$work/rec/front' -name '*.mp4' | grep -q ."
+# Playback from the installed vasd (under strace too: its calls meet the filter check below).
+curl -fs "$api/api/recordings/front" -o "$work/recordings.json" ||
+  fail "GET /api/recordings/front failed"
+start=$(/usr/bin/python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["spans"][0]["start_unix_ms"] / 1000)' "$work/recordings.json") ||
+  fail "no span of front in /api/recordings/front: $(cat "$work/recordings.json")"
+curl -fs "$api/api/recordings/front/video.mp4?start=$start&duration=2" -o "$work/clip.mp4" ||
+  fail "GET /api/recordings/front/video.mp4 failed"
+ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$work/clip.mp4" | grep -q h264 ||
+  fail "the clip of front from the API is not playable H.264"
 # A reload (the configuration is unchanged: nothing restarts) and a stop, as systemctl
 # reload and stop do; strace exits with the status of the program it runs.
 kill -HUP "$vasd_pid" "$ruth_pid"
