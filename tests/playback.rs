@@ -126,24 +126,11 @@ struct Probe {
 
 /// Decodes the whole file with ffprobe; any decoding complaint fails the test.
 fn probe(file: &Path) -> Probe {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-count_packets"])
-        .args([
-            "-show_entries",
-            "stream=codec_type,nb_read_frames,nb_read_packets:format=start_time,duration",
-            "-of",
-            "json",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffprobe {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let v = support::ffprobe_clean(
+        file,
+        &["-count_frames", "-count_packets"],
+        "stream=codec_type,nb_read_frames,nb_read_packets:format=start_time,duration",
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let count = |kind: &str, field: &str| {
         v["streams"]
             .as_array()

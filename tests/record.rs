@@ -40,23 +40,11 @@ struct Probe {
 
 /// Decodes the whole file: frame count, geometry, duration, and whether decoding was clean.
 fn probe(file: &Path) -> Probe {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ])
-        .args(["-show_entries", "format=duration", "-of", "json"])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffprobe {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let v = support::ffprobe_clean(
+        file,
+        &["-count_frames", "-select_streams", "v:0"],
+        "stream=codec_name,width,height,nb_read_frames:format=duration",
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = &v["streams"][0];
     Probe {
         codec: s["codec_name"].as_str().unwrap_or("").into(),

@@ -194,9 +194,14 @@ fn with_content_type(reply: Reply, content_type: &str) -> Reply {
     reply.with_header(header_value("Content-Type", content_type))
 }
 
-fn json(body: &impl serde::Serialize) -> Reply {
+/// A JSON reply with `status`; never cached (it is status or listings of now).
+pub fn json_reply(status: u16, body: &impl serde::Serialize) -> Reply {
     let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-    with_content_type(Response::from_data(bytes).boxed(), "application/json")
+    with_content_type(
+        Response::from_data(bytes).with_status_code(status).boxed(),
+        "application/json",
+    )
+    .with_header(header_value("Cache-Control", "no-store"))
 }
 
 fn path_of(request: &Request) -> String {
@@ -250,7 +255,7 @@ fn route(request: &mut Request, api: &Served) -> Reply {
     match (request.method(), path.as_str()) {
         (Method::Get, "/api/cameras") => {
             let board = api.board.read().unwrap_or_else(|e| e.into_inner());
-            json(&cameras_json(&board))
+            json_reply(200, &cameras_json(&board))
         }
         (Method::Get, "/metrics") => match api.metrics.render() {
             Ok(body) => {

@@ -24,7 +24,7 @@ use tiny_http::{Method, Request, Response, StatusCode};
 use self::clip::Clip;
 pub use self::index::Index;
 use self::index::{spans, Segment, Span};
-use crate::api::{header, header_value, Reply, Routes};
+use crate::api::{header, header_value, json_reply, Reply, Routes};
 
 /// Longest clip one request may ask for: its sample tables (for a download) stay a few MB.
 pub const MAX_CLIP_S: u64 = 3 * 3600;
@@ -55,15 +55,6 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
         status,
         body: json!({ "error": message.into() }),
     }
-}
-
-fn json_reply(status: u16, body: &Value) -> Reply {
-    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-    Response::from_data(bytes)
-        .with_status_code(status)
-        .with_header(header_value("Content-Type", "application/json"))
-        .with_header(header_value("Cache-Control", "no-store"))
-        .boxed()
 }
 
 impl Routes for PlaybackRoutes {

@@ -645,3 +645,22 @@ pub fn first_video_packet_is_key(file: &Path) -> bool {
         .trim()
         .starts_with('K')
 }
+
+/// ffprobe's JSON for `entries` of `file`, decoding all of it (`extra` adds options such as
+/// `-count_frames`); any complaint of the decoder fails the test.
+pub fn ffprobe_clean(file: &Path, extra: &[&str], entries: &str) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(extra)
+        .args(["-show_entries", entries, "-of", "json"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
