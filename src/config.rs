@@ -139,6 +139,8 @@ pub struct CameraConfig {
     pub record: Option<RecordTarget>,
     /// Whether this camera feeds the live view (default true).
     pub live: bool,
+    /// Whether its live view carries the camera's audio (default true).
+    pub live_audio: bool,
     /// The frame export target if export is on both globally and for this camera.
     pub export: Option<ExportTarget>,
     pub reconnect: ReconnectConfig,
@@ -383,6 +385,7 @@ mod raw {
         pub export_decode: Option<Spanned<String>>,
         pub export_threads: Option<Spanned<i64>>,
         pub live: Option<bool>,
+        pub live_audio: Option<bool>,
         pub export: Option<bool>,
         pub keep_days: Option<Spanned<i64>>,
         pub max_bytes: Option<Spanned<Size>>,
@@ -577,6 +580,9 @@ impl Config {
                 // On unless turned off: users expect to see their cameras in the viewer page,
                 // and a live camera nobody watches costs one idle queue hop per unit.
                 live: cam.live.unwrap_or(true),
+                // On too: a camera with a microphone is expected to be heard, and audio costs
+                // nothing until someone listens (see live::audio).
+                live_audio: cam.live_audio.unwrap_or(true),
                 export: export_on.then(|| ExportTarget {
                     shm_dir: export.shm_dir.clone(),
                     slots: export.slots,

@@ -3,6 +3,7 @@
 //! when it is ready, reloading and stopping (see `notify`).
 
 mod api;
+mod audio;
 mod bitstream;
 mod camera;
 mod config;

@@ -18,28 +18,48 @@ pub struct Local<'a> {
     pub candidates: &'a [IceCandidate],
     /// The transport's certificate fingerprints; the answer names the SHA-256 one.
     pub fingerprints: &'a [DtlsFingerprint],
-    /// The consumer's RTP parameters: payload type, SSRC, CNAME, header extensions.
+    /// The video consumer's RTP parameters: payload type, SSRC, CNAME, header extensions.
     pub rtp: &'a RtpParameters,
+    /// The audio consumer's, when the viewer gets the camera's audio.
+    pub audio: Option<&'a RtpParameters>,
     /// The `msid` stream id, e.g. the camera id.
     pub stream_id: &'a str,
 }
 
-/// The answer to `offer`: its video section sendonly with our stream, every other section
-/// rejected (port 0, inactive), as RFC 8829 5.3.1 and RFC 8843 describe.
+/// The answer to `offer`: its video section, and its audio section when the viewer gets
+/// audio, sendonly with our streams in one BUNDLE; every other section rejected (port 0,
+/// inactive), as RFC 8829 5.3.1 and RFC 8843 describe.
+///
+/// The ICE and DTLS attributes are also given at session level, where they apply to every
+/// section: a rejected section then still has them, which strict clients require (aiortc
+/// refuses a whole answer whose rejected `m=audio` lacks ICE credentials, video included).
 pub fn answer(offer: &Offer, local: &Local) -> String {
+    let audio = offer.audio.as_ref().filter(|_| local.audio.is_some());
+    let mut bundle: Vec<(usize, &str)> = vec![(offer.video, offer.mid.as_str())];
+    if let Some(a) = audio {
+        bundle.push((a.index, a.mid.as_str()));
+    }
+    bundle.sort();
+    let mids: Vec<&str> = bundle.iter().map(|(_, mid)| *mid).collect();
     let mut sd = SessionDescription::new_jsep_session_description(false)
         .with_property_attribute("ice-lite".into())
-        .with_value_attribute("group".into(), format!("BUNDLE {}", offer.mid))
+        .with_value_attribute("group".into(), format!("BUNDLE {}", mids.join(" ")))
         .with_value_attribute("msid-semantic".into(), format!(" WMS {}", local.stream_id));
+    for (key, value) in transport_attributes(offer, local) {
+        sd = sd.with_value_attribute(key.into(), value);
+    }
     for (i, section) in offer.sections.iter().enumerate() {
         let media = if i == offer.video {
-            video(offer, local)
+            stream_section(offer, local, "video", &offer.mid, local.rtp, i)
+        } else if let (Some(a), Some(rtp)) = (audio.filter(|a| a.index == i), local.audio) {
+            stream_section(offer, local, "audio", &a.mid, rtp, i)
         } else {
             rejected(
                 &section.kind,
                 &section.protocol,
                 &section.formats,
                 section.mid.as_deref(),
+                &section.rtpmaps,
             )
         };
         sd = sd.with_media(media);
@@ -81,7 +101,13 @@ fn media_name(kind: &str, port: u16, protocol: &str, formats: Vec<String>) -> Me
     }
 }
 
-fn rejected(kind: &str, protocol: &str, formats: &[String], mid: Option<&str>) -> MediaDescription {
+fn rejected(
+    kind: &str,
+    protocol: &str,
+    formats: &[String],
+    mid: Option<&str>,
+    rtpmaps: &[String],
+) -> MediaDescription {
     let mut m = MediaDescription {
         media_name: media_name(kind, 0, protocol, formats.to_vec()),
         connection_information: Some(connection("0.0.0.0")),
@@ -91,53 +117,65 @@ fn rejected(kind: &str, protocol: &str, formats: &[String], mid: Option<&str>) -
         attr(&mut m, "mid", Some(mid.to_string()));
     }
     attr(&mut m, "inactive", None);
+    for rtpmap in rtpmaps {
+        attr(&mut m, "rtpmap", Some(rtpmap.clone()));
+    }
     m
 }
 
-fn video(offer: &Offer, local: &Local) -> MediaDescription {
-    let first = local.candidates.first();
-    let port = first.map_or(9, |c| c.port);
-    let formats = local
-        .rtp
-        .codecs
-        .iter()
-        .map(|c| c.payload_type().to_string())
-        .collect();
-    let protocol = &offer.sections[offer.video].protocol;
-    let mut m = MediaDescription {
-        media_name: media_name("video", port, protocol, formats),
-        connection_information: Some(connection(first.map_or("0.0.0.0", |c| &c.address))),
-        ..Default::default()
-    };
-    attr(&mut m, "mid", Some(offer.mid.clone()));
-    attr(&mut m, "sendonly", None);
-    attr(&mut m, "rtcp-mux", None);
-    if local.rtp.rtcp.reduced_size {
-        attr(&mut m, "rtcp-rsize", None);
-    }
-    attr(
-        &mut m,
-        "ice-ufrag",
-        Some(local.ice.username_fragment.clone()),
-    );
-    attr(&mut m, "ice-pwd", Some(local.ice.password.clone()));
+/// ICE credentials, the SHA-256 certificate fingerprint and the DTLS role of the transport.
+fn transport_attributes(offer: &Offer, local: &Local) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("ice-ufrag", local.ice.username_fragment.clone()),
+        ("ice-pwd", local.ice.password.clone()),
+    ];
     if let Some(fp) = local
         .fingerprints
         .iter()
         .find(|f| matches!(f, DtlsFingerprint::Sha256 { .. }))
     {
-        attr(
-            &mut m,
-            "fingerprint",
-            Some(format!("sha-256 {}", fp.value_string())),
-        );
+        out.push(("fingerprint", format!("sha-256 {}", fp.value_string())));
     }
     let setup = if offer.we_are_dtls_client {
         "active"
     } else {
         "passive"
     };
-    attr(&mut m, "setup", Some(setup.into()));
+    out.push(("setup", setup.into()));
+    out
+}
+
+/// An answered section: `kind` sendonly with the consumer's `rtp`, on the shared transport.
+fn stream_section(
+    offer: &Offer,
+    local: &Local,
+    kind: &str,
+    mid: &str,
+    rtp: &RtpParameters,
+    index: usize,
+) -> MediaDescription {
+    let first = local.candidates.first();
+    let port = first.map_or(9, |c| c.port);
+    let formats = rtp
+        .codecs
+        .iter()
+        .map(|c| c.payload_type().to_string())
+        .collect();
+    let protocol = &offer.sections[index].protocol;
+    let mut m = MediaDescription {
+        media_name: media_name(kind, port, protocol, formats),
+        connection_information: Some(connection(first.map_or("0.0.0.0", |c| &c.address))),
+        ..Default::default()
+    };
+    attr(&mut m, "mid", Some(mid.to_string()));
+    attr(&mut m, "sendonly", None);
+    attr(&mut m, "rtcp-mux", None);
+    if rtp.rtcp.reduced_size {
+        attr(&mut m, "rtcp-rsize", None);
+    }
+    for (key, value) in transport_attributes(offer, local) {
+        attr(&mut m, key, Some(value));
+    }
     for (n, c) in local.candidates.iter().enumerate() {
         let protocol = match c.protocol {
             Protocol::Udp => "udp",
@@ -163,19 +201,49 @@ fn video(offer: &Offer, local: &Local) -> MediaDescription {
         );
     }
     attr(&mut m, "end-of-candidates", None);
-    for codec in &local.rtp.codecs {
-        let RtpCodecParameters::Video {
-            mime_type,
-            payload_type: pt,
-            clock_rate,
-            parameters,
-            rtcp_feedback,
-        } = codec
-        else {
-            continue;
+    for codec in &rtp.codecs {
+        let (mime, pt, clock_rate, channels, parameters, rtcp_feedback) = match codec {
+            RtpCodecParameters::Video {
+                mime_type,
+                payload_type,
+                clock_rate,
+                parameters,
+                rtcp_feedback,
+            } => (
+                mime_type.as_str(),
+                payload_type,
+                clock_rate,
+                1,
+                parameters,
+                rtcp_feedback,
+            ),
+            RtpCodecParameters::Audio {
+                mime_type,
+                payload_type,
+                clock_rate,
+                channels,
+                parameters,
+                rtcp_feedback,
+            } => (
+                mime_type.as_str(),
+                payload_type,
+                clock_rate,
+                channels.get(),
+                parameters,
+                rtcp_feedback,
+            ),
         };
-        let name = mime_type.as_str().split('/').nth(1).unwrap_or("H264");
-        attr(&mut m, "rtpmap", Some(format!("{pt} {name}/{clock_rate}")));
+        let name = mime.split('/').nth(1).unwrap_or("H264");
+        let channels = if channels > 1 {
+            format!("/{channels}")
+        } else {
+            String::new()
+        };
+        attr(
+            &mut m,
+            "rtpmap",
+            Some(format!("{pt} {name}/{clock_rate}{channels}")),
+        );
         let fmtp: Vec<String> = parameters
             .iter()
             .map(|(k, v)| match v {
@@ -196,7 +264,7 @@ fn video(offer: &Offer, local: &Local) -> MediaDescription {
             attr(&mut m, "rtcp-fb", Some(line));
         }
     }
-    for ext in &local.rtp.header_extensions {
+    for ext in &rtp.header_extensions {
         let uri = serde_json::to_value(ext.uri)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string));
@@ -204,10 +272,10 @@ fn video(offer: &Offer, local: &Local) -> MediaDescription {
             attr(&mut m, "extmap", Some(format!("{} {uri}", ext.id)));
         }
     }
-    let track = format!("{}-video", local.stream_id);
+    let track = format!("{}-{kind}", local.stream_id);
     attr(&mut m, "msid", Some(format!("{} {track}", local.stream_id)));
-    if let Some(ssrc) = local.rtp.encodings.first().and_then(|e| e.ssrc) {
-        let cname = local.rtp.rtcp.cname.clone().unwrap_or_else(|| "vas".into());
+    if let Some(ssrc) = rtp.encodings.first().and_then(|e| e.ssrc) {
+        let cname = rtp.rtcp.cname.clone().unwrap_or_else(|| "vas".into());
         attr(&mut m, "ssrc", Some(format!("{ssrc} cname:{cname}")));
         attr(
             &mut m,
@@ -280,7 +348,7 @@ mod tests {
 
     #[test]
     fn answers_the_video_section_and_rejects_the_rest() {
-        // A generic WHEP player offers audio too; only video is served.
+        // A generic WHEP player offers audio too; this camera has none to give.
         let offer_text = format!(
             "{}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\n\
              a=rtpmap:111 opus/48000/2\r\n",
@@ -295,6 +363,7 @@ mod tests {
                 candidates: &candidates,
                 fingerprints: &fingerprints,
                 rtp: &rtp,
+                audio: None,
                 stream_id: "front",
             },
         );
@@ -321,11 +390,27 @@ mod tests {
             "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\n",
             "a=mid:1\r\n",
             "a=inactive\r\n",
+            // what strict clients need of a rejected section: a codec in common ...
+            "a=rtpmap:111 opus/48000/2\r\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
         let fp = format!("a=fingerprint:sha-256 {}\r\n", ["AB"; 32].join(":"));
         assert!(text.contains(&fp), "{text}");
+        // ... and ICE and DTLS attributes that apply to it: at session level, before the
+        // first m= line.
+        let session = &text[..text.find("m=").unwrap()];
+        for line in [
+            "a=ice-ufrag:ufrag1\r\n",
+            "a=ice-pwd:secretpassword\r\n",
+            &fp,
+            "a=setup:passive\r\n",
+        ] {
+            assert!(
+                session.contains(line),
+                "missing {line:?} at session level:\n{text}"
+            );
+        }
         // The answer is itself valid SDP with the sections in the offer's order.
         let back = SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes())).unwrap();
         let kinds: Vec<&str> = back
@@ -334,6 +419,58 @@ mod tests {
             .map(|m| m.media_name.media.as_str())
             .collect();
         assert_eq!(kinds, ["video", "audio"]);
+    }
+
+    #[test]
+    fn audio_is_answered_in_the_same_bundle() {
+        let offer_text = format!(
+            "{}m=audio 9 UDP/TLS/RTP/SAVPF 111 8 0\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n\
+             a=recvonly\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:8 PCMA/8000\r\n",
+            CHROME.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
+        );
+        let offer = Offer::parse(&offer_text).unwrap();
+        let (ice, candidates, fingerprints, rtp) = local_parts();
+        let audio = RtpParameters {
+            mid: Some("1".into()),
+            codecs: vec![RtpCodecParameters::Audio {
+                mime_type: MimeTypeAudio::Opus,
+                payload_type: 111,
+                clock_rate: NonZeroU32::new(48_000).unwrap(),
+                channels: std::num::NonZeroU8::new(2).unwrap(),
+                parameters: Default::default(),
+                rtcp_feedback: vec![],
+            }],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(777),
+                ..Default::default()
+            }],
+            rtcp: rtp.rtcp.clone(),
+            ..Default::default()
+        };
+        let text = answer(
+            &offer,
+            &Local {
+                ice: &ice,
+                candidates: &candidates,
+                fingerprints: &fingerprints,
+                rtp: &rtp,
+                audio: Some(&audio),
+                stream_id: "front",
+            },
+        );
+        let audio_section = &text[text.find("m=audio").expect("an audio section")..];
+        for line in [
+            "m=audio 40012 UDP/TLS/RTP/SAVPF 111\r\n",
+            "a=mid:1\r\n",
+            "a=sendonly\r\n",
+            "a=rtpmap:111 opus/48000/2\r\n",
+            "a=ice-ufrag:ufrag1\r\n",
+            "a=ssrc:777 cname:vas-front\r\n",
+            "a=msid:front front-audio\r\n",
+        ] {
+            assert!(audio_section.contains(line), "missing {line:?} in:\n{text}");
+        }
+        assert!(text.contains("a=group:BUNDLE 0 1\r\n"), "{text}");
     }
 
     #[test]
@@ -347,6 +484,7 @@ mod tests {
                 candidates: &candidates,
                 fingerprints: &fingerprints,
                 rtp: &rtp,
+                audio: None,
                 stream_id: "front",
             },
         );

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::packetizer::Packetizer;
 use super::status::LiveStatus;
-use super::timeline::RtpTimeline;
+use super::timeline::{RtpTimeline, CLOCK_RATE};
 use crate::bitstream::{annex_b, Codec, NalKind, ParameterSets};
 
 /// The fixed payload type of the RTP we hand to mediasoup; it rewrites it per viewer.
@@ -74,7 +74,7 @@ impl Feed {
             waiting: true,
             last_key_ms: None,
             newest_pts: None,
-            timeline: RtpTimeline::new((seed >> 16) as u32),
+            timeline: RtpTimeline::new(CLOCK_RATE as u32, (seed >> 16) as u32),
             packetizer: Packetizer::new(PAYLOAD_TYPE, ssrc, seed as u16),
         }
     }
@@ -154,7 +154,7 @@ impl Feed {
             self.waiting = false;
             let pts = unit
                 .pts_90k
-                .unwrap_or(unit.received_unix_ms as i64 * (super::timeline::CLOCK_RATE / 1000));
+                .unwrap_or(unit.received_unix_ms as i64 * (CLOCK_RATE / 1000));
             let ts = self.timeline.stamp(unit.session, pts, now);
             let units = units_to_send(&self.sets, &nals, unit.key);
             let mut bytes = 0;

@@ -1,10 +1,11 @@
-//! A *flavor* of a camera's live stream: one mediasoup router with a DirectTransport producer
-//! for the viewers who negotiated the same H.264 payload type and declared profile-level-id.
+//! A *flavor* of a camera's live stream: one mediasoup router with DirectTransport producers
+//! for the viewers who negotiated the same H.264 payload type and declared profile-level-id,
+//! and the same audio codec and payload type (or no audio).
 //!
 //! mediasoup sends a consumer's RTP with the payload type of its router, while with WHEP the
 //! viewer's offer dictates it (a browser drops packets of a payload type it did not offer, and
 //! per-consumer payload types are mediasoup issue #1126). So each flavor gets a router whose
-//! H.264 codec has the viewers' payload type; the camera's feed sends every RTP packet to each
+//! codecs have the viewers' payload types; the camera's feeds send every RTP packet to each
 //! flavor in use, in practice one or two (one per browser engine).
 
 use std::sync::Arc;
@@ -13,35 +14,54 @@ use futures_lite::future::block_on;
 use mediasoup::prelude::*;
 use mediasoup::producer::{DirectProducer, Producer};
 
+use super::audio::{self, AudioOut};
 use super::feed::PAYLOAD_TYPE;
 use super::offer::h264_parameters;
 use super::rtcp::key_frame_requests;
 use super::status::LiveStatus;
 
-/// A router and producer for the viewers who negotiated one payload type and profile.
-pub(super) struct Flavor {
+/// What viewers of one flavor negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct FlavorKey {
     pub payload_type: u8,
     pub profile_level_id: String,
+    /// The audio codec and its payload type; `None` for viewers without audio.
+    pub audio: Option<(AudioOut, u8)>,
+}
+
+/// A router and producers for the viewers who negotiated one [`FlavorKey`].
+pub(super) struct Flavor {
+    pub key: FlavorKey,
     /// Declared with the stream's own profile-level-id (vs. a viewer's, see `Offer::choose`).
     pub exact: bool,
     pub router: Router,
     pub producer: Producer,
     pub direct: DirectProducer,
+    /// The audio producer, when the key has audio.
+    pub audio: Option<(Producer, DirectProducer)>,
     pub viewers: usize,
     _transport: DirectTransport,
 }
 
+fn direct(producer: &Producer) -> Result<DirectProducer, String> {
+    match producer {
+        Producer::Direct(p) => Ok(p.clone()),
+        _ => Err("mediasoup made a non-direct producer on a DirectTransport".into()),
+    }
+}
+
 impl Flavor {
-    /// Creates the router, its DirectTransport and producer for `camera`'s RTP (SSRC `ssrc`).
+    /// Creates the router, its DirectTransport and producers for `camera`'s RTP (SSRCs
+    /// `ssrc` for video, `audio_ssrc` for audio).
     pub(super) fn create(
         worker: &Worker,
         camera: &str,
-        ssrc: u32,
-        payload_type: u8,
-        profile_level_id: &str,
+        (ssrc, audio_ssrc): (u32, u32),
+        key: FlavorKey,
         exact: bool,
         status: &Arc<LiveStatus>,
     ) -> Result<Flavor, String> {
+        let (payload_type, profile_level_id) = (key.payload_type, key.profile_level_id.as_str());
         let clock = std::num::NonZeroU32::new(90_000).expect("non-zero");
         let codec = RtpCodecCapability::Video {
             mime_type: MimeTypeVideo::H264,
@@ -56,7 +76,18 @@ impl Flavor {
                 RtcpFeedback::TransportCc,
             ],
         };
-        let router = block_on(worker.create_router(RouterOptions::new(vec![codec])))
+        let mut codecs = vec![codec];
+        if let Some((kind, pt)) = key.audio {
+            codecs.push(RtpCodecCapability::Audio {
+                mime_type: kind.mime_type(),
+                preferred_payload_type: Some(pt),
+                clock_rate: std::num::NonZeroU32::new(kind.clock_rate()).expect("non-zero"),
+                channels: std::num::NonZeroU8::new(kind.channels()).expect("non-zero"),
+                parameters: RtpCodecParametersParameters::default(),
+                rtcp_feedback: vec![RtcpFeedback::TransportCc],
+            });
+        }
+        let router = block_on(worker.create_router(RouterOptions::new(codecs)))
             .map_err(|e| e.to_string())?;
         let transport = block_on(router.create_direct_transport(DirectTransportOptions::default()))
             .map_err(|e| e.to_string())?;
@@ -82,9 +113,38 @@ impl Flavor {
             },
         )))
         .map_err(|e| e.to_string())?;
-        let direct = match &producer {
-            Producer::Direct(p) => p.clone(),
-            _ => return Err("mediasoup made a non-direct producer on a DirectTransport".into()),
+        let direct_video = direct(&producer)?;
+        let audio = match key.audio {
+            None => None,
+            Some((kind, _)) => {
+                let producer = block_on(transport.produce(ProducerOptions::new(
+                    MediaKind::Audio,
+                    RtpParameters {
+                        codecs: vec![RtpCodecParameters::Audio {
+                            mime_type: kind.mime_type(),
+                            payload_type: audio::PAYLOAD_TYPE,
+                            clock_rate:
+                                std::num::NonZeroU32::new(kind.clock_rate()).expect("non-zero"),
+                            channels: std::num::NonZeroU8::new(kind.channels()).expect("non-zero"),
+                            parameters: RtpCodecParametersParameters::default(),
+                            rtcp_feedback: Vec::new(),
+                        }],
+                        encodings: vec![RtpEncodingParameters {
+                            ssrc: Some(audio_ssrc),
+                            ..Default::default()
+                        }],
+                        // The video's CNAME: receivers synchronise streams of one CNAME.
+                        rtcp: RtcpParameters {
+                            cname: Some(format!("vas-{camera}")),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                )))
+                .map_err(|e| e.to_string())?;
+                let d = direct(&producer)?;
+                Some((producer, d))
+            }
         };
         let counter = status.clone();
         transport
@@ -95,16 +155,17 @@ impl Flavor {
         log::debug!(
             target: "live",
             "camera {camera}: router {} for payload type {payload_type}, profile-level-id \
-             {profile_level_id}",
-            router.id()
+             {profile_level_id}, audio {:?}",
+            router.id(),
+            key.audio
         );
         Ok(Flavor {
-            payload_type,
-            profile_level_id: profile_level_id.to_string(),
+            key,
             exact,
             router,
             producer,
-            direct,
+            direct: direct_video,
+            audio,
             viewers: 0,
             _transport: transport,
         })

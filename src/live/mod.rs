@@ -26,6 +26,7 @@
 //! view on for a camera.
 
 mod answer;
+mod audio;
 mod feed;
 mod flavor;
 mod offer;
@@ -52,10 +53,11 @@ use self::runtime::{Attached, Command, Runtime};
 use self::status::LiveStatus;
 use self::whep::LiveRoutes;
 
-/// Access units the live queue of a camera holds: two seconds at 30 fps, plenty for the `live`
-/// thread's longest pause (creating a viewer's transport takes milliseconds). Fuller means the
-/// live view cannot keep up; the camera thread then drops and the feed restarts at a key frame.
-const QUEUE_UNITS: usize = 64;
+/// Access units the live queue of a camera holds: two seconds of video at 30 fps and audio at
+/// 50 packets a second, plenty for the `live` thread's longest pause (creating a viewer's
+/// transport takes milliseconds). Fuller means the live view cannot keep up; the camera
+/// thread then drops and the feed restarts at a key frame.
+const QUEUE_UNITS: usize = 160;
 
 /// Why a WHEP request was refused.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,7 +208,10 @@ impl Consumer for LiveConsumer {
             });
             return None;
         }
-        let (sink, units) = QueueSink::bounded("live", QUEUE_UNITS);
+        let (mut sink, units) = QueueSink::bounded("live", QUEUE_UNITS);
+        // Audio units are taken whenever the camera's live view has audio, listeners or not:
+        // about 50 queue hops a second, dropped on arrival without listeners (live::audio).
+        sink.wants_audio = cam.live_audio;
         let live = self
             .statuses
             .entry(cam.id.clone())
@@ -219,6 +224,7 @@ impl Consumer for LiveConsumer {
             feed: Some(Attached {
                 units,
                 status: live,
+                audio: cam.live_audio,
             }),
         });
         Some(sink)

@@ -1,6 +1,7 @@
 //! A viewer's WHEP offer: the SDP a browser or WHEP player POSTs, read with the `sdp` crate
 //! and checked for what this server needs (a video section it can send H.264 to, ICE and DTLS
-//! credentials). Every refusal says what was missing, for the 400 reply.
+//! credentials), plus the audio section it may have. Every refusal says what was missing, for
+//! the 400 reply; an audio section we cannot serve is not a refusal, it is answered rejected.
 
 use std::io::Cursor;
 use std::num::NonZeroU32;
@@ -13,6 +14,8 @@ use sdp::description::common::Attribute;
 use sdp::description::media::MediaDescription;
 use sdp::SessionDescription;
 
+use super::audio::AudioOut;
+
 /// One `m=` section of the offer, kept so the answer can mirror (and reject) every one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Section {
@@ -20,6 +23,27 @@ pub struct Section {
     pub protocol: String,
     pub formats: Vec<String>,
     pub mid: Option<String>,
+    /// Its `a=rtpmap` values: a rejected section repeats them, since strict clients (aiortc)
+    /// refuse an answer section without a codec in common.
+    pub rtpmaps: Vec<String>,
+}
+
+/// An audio codec of the offer that we can send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferedAudio {
+    pub kind: AudioOut,
+    pub payload_type: u8,
+    pub rtcp_feedback: Vec<RtcpFeedback>,
+}
+
+/// The offer's audio section, if it has one a viewer can receive on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioSection {
+    /// Index in `Offer::sections`.
+    pub index: usize,
+    pub mid: String,
+    pub codecs: Vec<OfferedAudio>,
+    pub header_extensions: Vec<(u16, RtpHeaderExtensionUri)>,
 }
 
 /// An H.264 codec the viewer can receive, with `packetization-mode=1` (FU-A and STAP-A).
@@ -46,6 +70,7 @@ pub struct Offer {
     pub codecs: Vec<OfferedCodec>,
     /// `a=extmap` of the video section that mediasoup knows: (id, URI).
     pub header_extensions: Vec<(u16, RtpHeaderExtensionUri)>,
+    pub audio: Option<AudioSection>,
 }
 
 /// The H.264 codec to send to a viewer and the `profile-level-id` to declare for it.
@@ -83,6 +108,12 @@ impl Offer {
                 protocol: m.media_name.protos.join("/"),
                 formats: m.media_name.formats.clone(),
                 mid: value(&m.attributes, "mid").map(str::to_string),
+                rtpmaps: m
+                    .attributes
+                    .iter()
+                    .filter(|a| a.key == "rtpmap")
+                    .filter_map(|a| a.value.clone())
+                    .collect(),
             })
             .collect();
         if !sections.iter().any(|s| s.kind == "video") {
@@ -139,12 +170,13 @@ impl Offer {
                 ))
             }
         };
-        let header_extensions = media
-            .attributes
+        let header_extensions = extmaps(media);
+        let audio = sd
+            .media_descriptions
             .iter()
-            .filter(|a| a.key == "extmap")
-            .filter_map(|a| parse_extmap(a.value.as_deref()?))
-            .collect();
+            .enumerate()
+            .filter(|(_, m)| m.media_name.media == "audio")
+            .find_map(|(index, m)| usable_audio(index, m));
         Ok(Offer {
             sections,
             video,
@@ -153,7 +185,32 @@ impl Offer {
             we_are_dtls_client,
             codecs,
             header_extensions,
+            audio,
         })
+    }
+
+    /// The offered codec to send a camera's audio `kind` with, if the viewer takes it.
+    pub fn audio_codec(&self, kind: AudioOut) -> Option<&OfferedAudio> {
+        self.audio.as_ref()?.codecs.iter().find(|c| c.kind == kind)
+    }
+
+    /// The viewer's audio receive capabilities for `codec`, for mediasoup's `consume`.
+    pub fn audio_capabilities(&self, codec: &OfferedAudio) -> RtpCapabilities {
+        let extensions = self
+            .audio
+            .as_ref()
+            .map_or(&[][..], |a| &a.header_extensions[..]);
+        RtpCapabilities {
+            codecs: vec![RtpCodecCapability::Audio {
+                mime_type: codec.kind.mime_type(),
+                preferred_payload_type: Some(codec.payload_type),
+                clock_rate: NonZeroU32::new(codec.kind.clock_rate()).expect("non-zero"),
+                channels: std::num::NonZeroU8::new(codec.kind.channels()).expect("non-zero"),
+                parameters: RtpCodecParametersParameters::default(),
+                rtcp_feedback: codec.rtcp_feedback.clone(),
+            }],
+            header_extensions: header_extensions(MediaKind::Audio, extensions),
+        }
     }
 
     /// The codec to send a stream of `stream_profile` (the SPS's profile-level-id) with.
@@ -201,19 +258,84 @@ impl Offer {
                 parameters: h264_parameters(&choice.profile_level_id),
                 rtcp_feedback: choice.codec.rtcp_feedback.clone(),
             }],
-            header_extensions: self
-                .header_extensions
-                .iter()
-                .map(|&(id, uri)| RtpHeaderExtension {
-                    kind: MediaKind::Video,
-                    uri,
-                    preferred_id: id,
-                    preferred_encrypt: false,
-                    direction: RtpHeaderExtensionDirection::default(),
-                })
-                .collect(),
+            header_extensions: header_extensions(MediaKind::Video, &self.header_extensions),
         }
     }
+}
+
+fn header_extensions(
+    kind: MediaKind,
+    offered: &[(u16, RtpHeaderExtensionUri)],
+) -> Vec<RtpHeaderExtension> {
+    offered
+        .iter()
+        .map(|&(id, uri)| RtpHeaderExtension {
+            kind,
+            uri,
+            preferred_id: id,
+            preferred_encrypt: false,
+            direction: RtpHeaderExtensionDirection::default(),
+        })
+        .collect()
+}
+
+/// `a=extmap` lines of a section that mediasoup knows: (id, URI).
+fn extmaps(m: &MediaDescription) -> Vec<(u16, RtpHeaderExtensionUri)> {
+    m.attributes
+        .iter()
+        .filter(|a| a.key == "extmap")
+        .filter_map(|a| parse_extmap(a.value.as_deref()?))
+        .collect()
+}
+
+/// An audio section a viewer receives on, with the codecs of it we can send; `None` when it
+/// cannot be answered (then it is answered rejected, and the video still plays).
+fn usable_audio(index: usize, m: &MediaDescription) -> Option<AudioSection> {
+    let protocol = m.media_name.protos.join("/");
+    if !matches!(protocol.as_str(), "UDP/TLS/RTP/SAVPF" | "UDP/TLS/RTP/SAVP")
+        || m.media_name.port.value == 0
+        || m.has_attribute("sendonly")
+        || m.has_attribute("inactive")
+    {
+        return None;
+    }
+    let mid = value(&m.attributes, "mid").filter(|m| !m.is_empty())?;
+    let mut codecs = Vec::new();
+    for format in &m.media_name.formats {
+        let Ok(pt) = format.parse::<u8>() else {
+            continue;
+        };
+        let prefix = format!("{pt} ");
+        let rtpmap = m
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rtpmap")
+            .find_map(|a| a.value.as_deref()?.strip_prefix(&prefix).map(str::trim));
+        // The static payload types of RFC 3551 may come without a rtpmap.
+        let name = match (rtpmap, pt) {
+            (Some(r), _) => r.to_ascii_lowercase(),
+            (None, 0) => "pcmu/8000".into(),
+            (None, 8) => "pcma/8000".into(),
+            (None, _) => continue,
+        };
+        let kind = match name.as_str() {
+            "opus/48000/2" => AudioOut::Opus,
+            "pcma/8000" | "pcma/8000/1" => AudioOut::Pcma,
+            "pcmu/8000" | "pcmu/8000/1" => AudioOut::Pcmu,
+            _ => continue,
+        };
+        codecs.push(OfferedAudio {
+            kind,
+            payload_type: pt,
+            rtcp_feedback: rtcp_feedback(m, pt),
+        });
+    }
+    Some(AudioSection {
+        index,
+        mid: mid.to_string(),
+        codecs,
+        header_extensions: extmaps(m),
+    })
 }
 
 /// The fmtp parameters we send H.264 with: RFC 6184 non-interleaved mode, and the level may
@@ -557,6 +679,50 @@ a=fmtp:112 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64003
         let o = Offer::parse(&replace("a=setup:actpass", "a=setup:passive")).unwrap();
         assert!(o.we_are_dtls_client);
         assert_eq!(o.remote_dtls.role, DtlsRole::Server);
+    }
+
+    #[test]
+    fn reads_the_audio_section_and_the_codecs_we_can_send() {
+        let with_audio = |section: &str| format!("{CHROME}{section}");
+        let audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13\r\nc=IN IP4 0.0.0.0\r\n\
+             a=mid:1\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+             a=recvonly\r\na=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n\
+             a=rtpmap:63 red/48000/2\r\na=rtpmap:9 G722/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:13 CN/8000\r\n";
+        let o = Offer::parse(&with_audio(audio)).unwrap();
+        let a = o.audio.as_ref().expect("an audio section");
+        assert_eq!((a.index, a.mid.as_str()), (1, "1"));
+        // (kind, payload type): PCMU came without a rtpmap (static type 0)
+        let codecs: Vec<(AudioOut, u8)> =
+            a.codecs.iter().map(|c| (c.kind, c.payload_type)).collect();
+        assert_eq!(
+            codecs,
+            vec![
+                (AudioOut::Opus, 111),
+                (AudioOut::Pcmu, 0),
+                (AudioOut::Pcma, 8)
+            ]
+        );
+        assert_eq!(a.codecs[0].rtcp_feedback, vec![RtcpFeedback::TransportCc]);
+        assert_eq!(
+            a.header_extensions,
+            vec![(1, RtpHeaderExtensionUri::SsrcAudioLevel)]
+        );
+        assert_eq!(
+            o.audio_codec(AudioOut::Pcma).map(|c| c.payload_type),
+            Some(8)
+        );
+        assert_eq!(o.sections[1].rtpmaps.len(), 5);
+        // Sections a viewer cannot receive audio on are no refusal, just no audio.
+        for unusable in [
+            audio.replace("a=recvonly", "a=inactive"),
+            audio.replace("m=audio 9", "m=audio 0"),
+            audio.replace("a=mid:1\r\n", ""),
+            audio.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP"),
+        ] {
+            let o = Offer::parse(&with_audio(&unusable)).unwrap();
+            assert_eq!(o.audio, None, "{unusable}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! RTP packetization of H.264 access units, RFC 6184 non-interleaved mode
+//! RTP packets of the live streams. Audio frames go one per packet ([`Packetizer::packet`]);
+//! H.264 access units are packetized in RFC 6184 non-interleaved mode
 //! (`packetization-mode=1`): a NAL unit that fits is sent alone, small neighbours (SPS, PPS,
 //! SEI before a slice) share one STAP-A, a large one is split into FU-A fragments. The last
 //! packet of an access unit carries the marker bit.
@@ -79,7 +80,9 @@ impl Packetizer {
         count
     }
 
-    fn packet(&mut self, payload: &[u8], timestamp: u32, marker: bool) -> Vec<u8> {
+    /// One RTP packet carrying `payload` as it is: how audio is sent, one frame (or a run of
+    /// G.711 samples) per packet (RFC 3551 4.5.14, RFC 7587 4.2).
+    pub fn packet(&mut self, payload: &[u8], timestamp: u32, marker: bool) -> Vec<u8> {
         let mut p = Vec::with_capacity(RTP_HEADER_BYTES + payload.len());
         p.push(0x80); // version 2, no padding, no extension, no CSRC
         p.push(u8::from(marker) << 7 | (self.payload_type & 0x7f));

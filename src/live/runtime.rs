@@ -15,13 +15,14 @@ use mediasoup::types::data_structures::{DtlsState, IceState};
 use mediasoup::worker::{WorkerLogLevel, WorkerSettings};
 
 use super::answer::{answer, Local};
+use super::audio::{self, AudioFeed, AudioOut};
 use super::feed::{Feed, Outcome, UnitIn};
-use super::flavor::Flavor;
+use super::flavor::{Flavor, FlavorKey};
 use super::offer::Offer;
 use super::status::LiveStatus;
-use super::timeline::to_90k;
+use super::timeline::{to_clock, CLOCK_RATE};
 use super::WhepError;
-use crate::camera::fanout::SharedUnit;
+use crate::camera::fanout::{SharedUnit, Track};
 use crate::config::LiveConfig;
 
 /// mediasoup drops a viewer's ICE after this long without a consent check from it (RFC 7675;
@@ -63,6 +64,8 @@ pub(super) enum Command {
 pub(super) struct Attached {
     pub units: Receiver<SharedUnit>,
     pub status: Arc<LiveStatus>,
+    /// `live_audio`: the queue carries the camera's audio units too.
+    pub audio: bool,
 }
 
 pub(super) struct Answered {
@@ -87,7 +90,13 @@ struct LiveCamera {
     status: Arc<LiveStatus>,
     units: Receiver<SharedUnit>,
     feed: Feed,
-    ssrc: u32,
+    audio_feed: AudioFeed,
+    /// Video and audio SSRCs.
+    ssrcs: (u32, u32),
+    /// `live_audio` of the camera.
+    audio_enabled: bool,
+    /// The camera's audio codec, from its stream description; `None` without audio.
+    audio_codec: Option<ffmpeg_next::codec::Id>,
     /// profile-level-id of the stream's SPS.
     profile: Option<String>,
     /// Set when the stream cannot be sent at all (not H.264).
@@ -98,12 +107,13 @@ struct LiveCamera {
 
 struct Viewer {
     camera: String,
-    flavor: (u8, String),
+    flavor: FlavorKey,
     created: Instant,
     connected: bool,
     saw_key_frame: bool,
     transport: WebRtcTransport,
     _consumer: mediasoup::consumer::Consumer,
+    _audio_consumer: Option<mediasoup::consumer::Consumer>,
 }
 
 /// What woke the thread.
@@ -275,6 +285,7 @@ impl Runtime {
                 // The same camera restarted within the grace period: viewers stay.
                 cam.units = attached.units;
                 cam.status = attached.status;
+                cam.audio_enabled = attached.audio;
                 cam.feed.new_source();
                 cam.detached_at = None;
                 // The new source may send another codec (a reload that gave the live role
@@ -284,15 +295,20 @@ impl Runtime {
                 }
             }
             None => {
-                let ssrc = fastrand::u32(1..);
-                let feed = Feed::new(&id, ssrc, fastrand::u64(..), attached.status.clone());
+                let ssrcs = (fastrand::u32(1..), fastrand::u32(1..));
+                let feed = Feed::new(&id, ssrcs.0, fastrand::u64(..), attached.status.clone());
+                let audio_feed =
+                    AudioFeed::new(&id, ssrcs.1, fastrand::u64(..), attached.status.clone());
                 self.cameras.insert(
                     id.clone(),
                     LiveCamera {
                         status: attached.status,
                         units: attached.units,
                         feed,
-                        ssrc,
+                        audio_feed,
+                        ssrcs,
+                        audio_enabled: attached.audio,
+                        audio_codec: None,
                         profile: None,
                         unplayable: None,
                         flavors: Vec::new(),
@@ -336,6 +352,40 @@ impl Runtime {
         let Some(cam) = self.cameras.get_mut(id) else {
             return;
         };
+        let audio_codec = unit
+            .stream
+            .audio
+            .as_ref()
+            .filter(|_| cam.audio_enabled)
+            .map(|a| a.parameters.id());
+        if audio_codec != cam.audio_codec {
+            cam.audio_codec = audio_codec;
+            let described = audio_codec.and_then(audio::describe);
+            match (audio_codec, &described) {
+                (Some(c), None) => log::warn!(
+                    target: "live",
+                    "camera {id}: its {} audio cannot be sent to browsers (they take Opus, \
+                     PCMA and PCMU; vasd transcodes AAC): viewers get video only",
+                    crate::camera::session::codec_name(c)
+                ),
+                (_, Some(d)) => log::info!(target: "live", "camera {id}: live audio {d}"),
+                (None, None) => {}
+            }
+            cam.status.set_audio(described);
+        }
+        if unit.track == Track::Audio {
+            let flavors = &cam.flavors;
+            let sending = flavors.iter().any(|f| f.audio.is_some());
+            cam.audio_feed
+                .push(unit, sending, Instant::now(), &mut |packet| {
+                    for f in flavors {
+                        if let Some((_, direct)) = &f.audio {
+                            let _ = direct.send(packet.clone());
+                        }
+                    }
+                });
+            return;
+        }
         let parameters = unit.stream.parameters();
         if parameters.id() != ffmpeg_next::codec::Id::H264 {
             if cam.unplayable.is_none() {
@@ -360,7 +410,7 @@ impl Runtime {
                 .packet
                 .pts()
                 .or(unit.packet.dts())
-                .and_then(|p| to_90k(p, tb.numerator(), tb.denominator())),
+                .and_then(|p| to_clock(p, tb.numerator(), tb.denominator(), CLOCK_RATE as u32)),
             seq: unit.seq,
             session: unit.session,
             key: unit.key,
@@ -419,11 +469,7 @@ impl Runtime {
             .viewers
             .iter()
             .filter(|(_, v)| v.camera == id)
-            .filter(|(_, v)| {
-                cam.flavors.iter().any(|f| {
-                    f.exact && (f.payload_type, &f.profile_level_id) == (v.flavor.0, &v.flavor.1)
-                })
-            })
+            .filter(|(_, v)| cam.flavors.iter().any(|f| f.exact && f.key == v.flavor))
             .map(|(s, _)| s.clone())
             .collect();
         for s in stale {
@@ -497,20 +543,25 @@ impl Runtime {
                 choice.profile_level_id
             );
         }
-        let key = (choice.codec.payload_type, choice.profile_level_id.clone());
-        let index = match cam
-            .flavors
-            .iter()
-            .position(|f| (f.payload_type, &f.profile_level_id) == (key.0, &key.1))
-        {
+        // The camera's audio goes to viewers who offered its codec; the others get video.
+        let audio = cam
+            .audio_codec
+            .and_then(AudioOut::for_camera)
+            .and_then(|(kind, _)| offer.audio_codec(kind))
+            .map(|c| (c.kind, c.payload_type));
+        let key = FlavorKey {
+            payload_type: choice.codec.payload_type,
+            profile_level_id: choice.profile_level_id.clone(),
+            audio,
+        };
+        let index = match cam.flavors.iter().position(|f| f.key == key) {
             Some(i) => i,
             None => {
                 let flavor = Flavor::create(
                     &media.worker,
                     camera,
-                    cam.ssrc,
-                    key.0,
-                    &key.1,
+                    cam.ssrcs,
+                    key,
                     choice.exact,
                     &cam.status,
                 )
@@ -576,15 +627,40 @@ impl Runtime {
         let mut consumer_options =
             ConsumerOptions::new(flavor.producer.id(), offer.capabilities(choice));
         consumer_options.mid = Some(offer.mid.clone());
-        // Retransmission needs RTX under the viewer's own payload type, which a router shared
-        // by viewers cannot give (see the module doc); without it NACKs go unanswered.
-        consumer_options.enable_rtx = Some(false);
+        // Retransmission: the consumer keeps what it sent (mediasoup's buffer: up to 2 s of
+        // video) and answers a viewer's NACK with the lost packets. Without RTX (RFC 4588):
+        // they are resent as they were, same SSRC and sequence number, which every WebRTC
+        // receiver takes (its jitter buffer fills the hole). RTX would need the router's
+        // `video/rtx` codec under the payload type the viewer offered for it, but mediasoup
+        // picks that payload type itself from its dynamic range, and a browser drops packets of
+        // a type it did not offer; a router per viewer would cost a producer per viewer.
+        // `enable_rtx` turns NACK handling on; no RTX codec is offered to mediasoup, so none is
+        // used. The offer's `nack` feedback must be there too (all browsers send it).
+        consumer_options.enable_rtx = Some(true);
         let consumer = block_on(transport.consume(consumer_options)).map_err(|e| {
             WhepError::BadOffer(format!(
                 "the offered H.264 codec (payload type {}) cannot carry this stream: {e}",
                 choice.codec.payload_type
             ))
         })?;
+        let audio_consumer = match (&flavor.audio, flavor.key.audio, &offer.audio) {
+            (Some((producer, _)), Some((kind, _)), Some(section)) => {
+                let codec = offer.audio_codec(kind).ok_or_else(|| {
+                    WhepError::BadOffer("the offered audio codec vanished".into())
+                })?;
+                let mut options =
+                    ConsumerOptions::new(producer.id(), offer.audio_capabilities(codec));
+                options.mid = Some(section.mid.clone());
+                Some(block_on(transport.consume(options)).map_err(|e| {
+                    WhepError::BadOffer(format!(
+                        "the offered {} codec (payload type {}) cannot carry this audio: {e}",
+                        kind.sdp_name(),
+                        codec.payload_type
+                    ))
+                })?)
+            }
+            _ => None,
+        };
         block_on(transport.connect(WebRtcTransportRemoteParameters {
             dtls_parameters: offer.remote_dtls.clone(),
         }))
@@ -610,17 +686,19 @@ impl Runtime {
                 candidates: transport.ice_candidates(),
                 fingerprints: &transport.dtls_parameters().fingerprints,
                 rtp: consumer.rtp_parameters(),
+                audio: audio_consumer.as_ref().map(|c| c.rtp_parameters()),
                 stream_id: camera,
             },
         );
         let viewer = Viewer {
             camera: camera.to_string(),
-            flavor: (flavor.payload_type, flavor.profile_level_id.clone()),
+            flavor: flavor.key.clone(),
             created: Instant::now(),
             connected: false,
             saw_key_frame: false,
             transport,
             _consumer: consumer,
+            _audio_consumer: audio_consumer,
         };
         Ok((session, viewer, sdp))
     }
@@ -700,9 +778,7 @@ impl Runtime {
         };
         if let Some(cam) = self.cameras.get_mut(&viewer.camera) {
             cam.status.viewers.fetch_sub(1, Ordering::Relaxed);
-            if let Some(i) = cam.flavors.iter().position(|f| {
-                (f.payload_type, &f.profile_level_id) == (viewer.flavor.0, &viewer.flavor.1)
-            }) {
+            if let Some(i) = cam.flavors.iter().position(|f| f.key == viewer.flavor) {
                 cam.flavors[i].viewers -= 1;
                 if cam.flavors[i].viewers == 0 {
                     // Dropping the router closes its transports and producer in the worker.

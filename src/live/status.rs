@@ -29,8 +29,15 @@ pub struct LiveStatus {
     pub units_skipped: AtomicU64,
     /// Gaps in the unit sequence: the queue overflowed and the camera thread dropped units.
     pub gaps: AtomicU64,
+    /// Video RTP packets sent, and the bytes of all RTP (video and audio).
     pub rtp_packets: AtomicU64,
     pub rtp_bytes: AtomicU64,
+    /// Audio units taken from the queue (only with `live_audio`), and the RTP packets made of
+    /// them while someone listened.
+    pub audio_units_received: AtomicU64,
+    pub audio_rtp_packets: AtomicU64,
+    /// An AAC-to-Opus transcoder is open (the camera has listeners).
+    pub audio_transcoding: AtomicBool,
     /// PLI and FIR from viewers; an RTSP camera cannot honour them (see `rtcp`).
     pub key_frame_requests: AtomicU64,
     pub waiting_for_key_frame: AtomicBool,
@@ -51,6 +58,8 @@ pub struct LiveStatus {
 #[derive(Debug, Default)]
 struct Text {
     profile_level_id: Option<String>,
+    /// What viewers get of the camera's audio (`pcma`, `aac->opus`), `None` without.
+    audio: Option<String>,
     error: Option<String>,
 }
 
@@ -66,6 +75,9 @@ impl LiveStatus {
             gaps: AtomicU64::new(0),
             rtp_packets: AtomicU64::new(0),
             rtp_bytes: AtomicU64::new(0),
+            audio_units_received: AtomicU64::new(0),
+            audio_rtp_packets: AtomicU64::new(0),
+            audio_transcoding: AtomicBool::new(false),
             key_frame_requests: AtomicU64::new(0),
             waiting_for_key_frame: AtomicBool::new(true),
             b_frames: AtomicBool::new(false),
@@ -83,6 +95,10 @@ impl LiveStatus {
 
     pub fn set_profile_level_id(&self, id: Option<String>) {
         self.text().profile_level_id = id;
+    }
+
+    pub fn set_audio(&self, audio: Option<String>) {
+        self.text().audio = audio;
     }
 
     /// Why the camera cannot be viewed (unsupported codec, media worker down), or `None`.
@@ -119,6 +135,10 @@ impl StatusSection for LiveStatus {
             "max_viewers": self.max_viewers,
             "sessions": get(&self.sessions),
             "profile_level_id": text.profile_level_id,
+            "audio": text.audio,
+            "audio_transcoding": self.audio_transcoding.load(Ordering::Relaxed),
+            "audio_units_received": get(&self.audio_units_received),
+            "audio_rtp_packets_sent": get(&self.audio_rtp_packets),
             "error": text.error,
             "waiting_for_key_frame": self.waiting_for_key_frame.load(Ordering::Relaxed),
             "b_frames": self.b_frames.load(Ordering::Relaxed),

@@ -1,4 +1,5 @@
-//! RTP timestamps of one camera's live stream, continuous across its RTSP sessions.
+//! RTP timestamps of one of a camera's live streams (video, audio), continuous across its RTSP
+//! sessions.
 //!
 //! Viewers stay attached to the same mediasoup producer while the camera reconnects, so the
 //! stream they receive must look like one stream: timestamps that keep moving forward at the
@@ -12,15 +13,17 @@ use std::time::Instant;
 /// The RTP clock rate of video (RFC 6184).
 pub const CLOCK_RATE: i64 = 90_000;
 
-/// Within a session, a timestamp this far behind the newest one is a camera clock reset, not
-/// B-frame reordering (which stays within a few frames).
-const MAX_BACKWARD: i64 = 5 * CLOCK_RATE;
+/// Within a session, a timestamp this many seconds behind the newest one is a camera clock
+/// reset, not B-frame reordering (which stays within a few frames).
+const MAX_BACKWARD_S: i64 = 5;
 /// ... and this far ahead of it a jump (the camera thread ends a silent session after its
 /// I/O timeout, 5 s by default, so real gaps inside a session are shorter).
-const MAX_FORWARD: i64 = 10 * CLOCK_RATE;
+const MAX_FORWARD_S: i64 = 10;
 
 #[derive(Debug)]
 pub struct RtpTimeline {
+    /// Ticks per second of the stream's RTP clock.
+    rate: i64,
     initial: i64,
     /// Added to a unit's 90 kHz presentation time to get its (unwrapped) RTP timestamp.
     offset: i64,
@@ -32,9 +35,11 @@ pub struct RtpTimeline {
 }
 
 impl RtpTimeline {
-    /// A timeline whose first timestamp is `initial` (random, RFC 3550 5.1).
-    pub fn new(initial: u32) -> RtpTimeline {
+    /// A timeline at `rate` ticks per second whose first timestamp is `initial` (random,
+    /// RFC 3550 5.1).
+    pub fn new(rate: u32, initial: u32) -> RtpTimeline {
         RtpTimeline {
+            rate: i64::from(rate),
             initial: i64::from(initial),
             offset: 0,
             session: None,
@@ -49,11 +54,14 @@ impl RtpTimeline {
         self.session = None;
     }
 
-    /// The RTP timestamp of a unit of `session` presented at `pts_90k`, stamped at `now`.
-    pub fn stamp(&mut self, session: u64, pts_90k: i64, now: Instant) -> u32 {
-        let mut ts = pts_90k.saturating_add(self.offset);
+    /// The RTP timestamp of a unit of `session` presented at `pts` (in clock ticks), stamped
+    /// at `now`.
+    pub fn stamp(&mut self, session: u64, pts: i64, now: Instant) -> u32 {
+        let mut ts = pts.saturating_add(self.offset);
         let jumped = match self.newest {
-            Some((newest, _)) => ts < newest - MAX_BACKWARD || ts > newest + MAX_FORWARD,
+            Some((newest, _)) => {
+                ts < newest - MAX_BACKWARD_S * self.rate || ts > newest + MAX_FORWARD_S * self.rate
+            }
             None => true,
         };
         if self.session != Some(session) || jumped {
@@ -62,12 +70,12 @@ impl RtpTimeline {
                 Some((newest, at)) => {
                     self.rebases += 1;
                     let paused = now.saturating_duration_since(at);
-                    let paused_90k =
-                        (paused.as_micros() as i64).saturating_mul(CLOCK_RATE) / 1_000_000;
-                    newest + paused_90k.max(1)
+                    let paused_ticks =
+                        (paused.as_micros() as i64).saturating_mul(self.rate) / 1_000_000;
+                    newest + paused_ticks.max(1)
                 }
             };
-            self.offset = next - pts_90k;
+            self.offset = next - pts;
             self.session = Some(session);
             ts = next;
         }
@@ -77,13 +85,13 @@ impl RtpTimeline {
     }
 }
 
-/// A presentation time in `time_base` units converted to the 90 kHz RTP clock.
-pub fn to_90k(pts: i64, time_base_num: i32, time_base_den: i32) -> Option<i64> {
+/// A presentation time in `time_base` units converted to a `rate` Hz RTP clock.
+pub fn to_clock(pts: i64, time_base_num: i32, time_base_den: i32, rate: u32) -> Option<i64> {
     if time_base_den <= 0 || time_base_num <= 0 {
         return None;
     }
-    let v = i128::from(pts) * i128::from(CLOCK_RATE) * i128::from(time_base_num)
-        / i128::from(time_base_den);
+    let v =
+        i128::from(pts) * i128::from(rate) * i128::from(time_base_num) / i128::from(time_base_den);
     i64::try_from(v).ok()
 }
 
@@ -95,7 +103,7 @@ mod tests {
     #[test]
     fn continuous_across_sessions_and_jumps() {
         let t0 = Instant::now();
-        let mut tl = RtpTimeline::new(1000);
+        let mut tl = RtpTimeline::new(90_000, 1000);
         // (session, pts in 90 kHz, ms since t0, expected RTP timestamp)
         let table: &[(u64, i64, u64, u32)] = &[
             // first session: the camera's clock starts at 500000, we start at 1000
@@ -125,24 +133,31 @@ mod tests {
     #[test]
     fn wraps_at_32_bits() {
         let t0 = Instant::now();
-        let mut tl = RtpTimeline::new(u32::MAX - 1000);
+        let mut tl = RtpTimeline::new(90_000, u32::MAX - 1000);
         assert_eq!(tl.stamp(1, 0, t0), u32::MAX - 1000);
         assert_eq!(tl.stamp(1, 3000, t0), 1999);
     }
 
     #[test]
     fn time_bases() {
-        // (pts, num, den, 90 kHz)
+        // (pts, num, den, clock rate, ticks)
         let table = [
-            (90_000, 1, 90_000, Some(90_000)),
-            (1000, 1, 1000, Some(90_000)),
-            (3, 1, 30, Some(9000)),
-            (-10, 1, 90_000, Some(-10)),
-            (1, 0, 90_000, None),
-            (1, 1, 0, None),
+            (90_000, 1, 90_000, 90_000, Some(90_000)),
+            (1000, 1, 1000, 90_000, Some(90_000)),
+            (3, 1, 30, 90_000, Some(9000)),
+            (-10, 1, 90_000, 90_000, Some(-10)),
+            (1, 0, 90_000, 90_000, None),
+            (1, 1, 0, 90_000, None),
+            // audio: G.711 at its own 8 kHz, AAC at 16 kHz onto Opus's 48 kHz
+            (160, 1, 8000, 8000, Some(160)),
+            (1024, 1, 16_000, 48_000, Some(3072)),
         ];
-        for (pts, num, den, want) in table {
-            assert_eq!(to_90k(pts, num, den), want, "{pts} in {num}/{den}");
+        for (pts, num, den, rate, want) in table {
+            assert_eq!(
+                to_clock(pts, num, den, rate),
+                want,
+                "{pts} in {num}/{den} at {rate}"
+            );
         }
     }
 }

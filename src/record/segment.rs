@@ -12,7 +12,8 @@ use ffmpeg::format::context::Output;
 use ffmpeg::{Dictionary, Rational, Rescale};
 use ffmpeg_next as ffmpeg;
 
-use super::audio::{self, AudioPlan, ToAac};
+use super::audio::{self, AudioPlan};
+use crate::audio::{Target, Transcoder};
 use crate::bitstream::{Codec, ParameterSets};
 use crate::camera::fanout::{set_extradata, share, AccessUnit};
 use crate::playback::index::part_of;
@@ -47,7 +48,7 @@ struct AudioOut {
     /// The segment's start (its first video unit) in the input audio time base.
     origin: i64,
     last_dts: Option<i64>,
-    transcoder: Option<ToAac>,
+    transcoder: Option<Transcoder>,
     /// Audio packets written.
     packets: u64,
 }
@@ -141,7 +142,7 @@ impl Segment {
                     (Some(p), track.time_base, None)
                 }
                 AudioPlan::ToAac => {
-                    let t = ToAac::new(&track.parameters)?;
+                    let t = Transcoder::new(&track.parameters, Target::RECORDING_AAC)?;
                     (Some(t.parameters()), track.time_base, Some(t))
                 }
                 AudioPlan::Drop => (None, track.time_base, None),
