@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use daemon::Vasd;
 use serde_json::Value;
-use support::{segments, wait_until, RtspServer};
+use support::{segments, wait_until, Netns, RtspServer};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -450,71 +450,11 @@ fn logins_work_and_a_wrong_password_cannot_lock_the_account() {
     assert!(status.contains("user=***&password=***"), "{status}");
 }
 
-/// A network namespace of this test's own, entered by the calling thread only: the processes
-/// it starts afterwards (server, vasd, nft) live in it, on its own 127.0.0.1. Deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn enter(name: &str) -> Netns {
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip").args(args).output().expect("ip");
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        ip(&["netns", "add", name]);
-        let ns = Netns {
-            name: name.to_string(),
-        };
-        let f = std::fs::File::open(format!("/run/netns/{name}")).expect("netns file");
-        // SAFETY: setns on a descriptor we own; it changes this thread's network namespace
-        // only, which is what the test wants.
-        let rc = unsafe {
-            use std::os::fd::AsRawFd;
-            libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET)
-        };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn nft(&self, args: &[&str]) -> String {
-        let out = Command::new("nft").args(args).output().expect("nft");
-        assert!(
-            out.status.success(),
-            "nft {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
 #[test]
 fn udp_with_packet_loss_records_on_and_counts_the_loss() {
     let ns = Netns::enter(&format!("vas-loss-{}", std::process::id()));
     // 2% of every UDP datagram (RTP and RTCP both ways) is dropped; RTSP itself is TCP.
-    ns.nft(&["add", "table", "inet", "vasloss"]);
-    ns.nft(&[
-        "add", "chain", "inet", "vasloss", "in", "{", "type", "filter", "hook", "input",
-        "priority", "0", ";", "}",
-    ]);
-    ns.nft(&[
-        "add", "rule", "inet", "vasloss", "in", "meta", "l4proto", "udp", "numgen", "random",
-        "mod", "100", "<", "2", "counter", "drop",
-    ]);
+    ns.random_loss(2, &["meta", "l4proto", "udp"]);
     let server = RtspServer::start(&[("cam", "cam720.mp4")]);
     let rec = tempfile::tempdir().unwrap();
     let body = format!(
@@ -531,11 +471,7 @@ fn udp_with_packet_loss_records_on_and_counts_the_loss() {
     assert_eq!(cam["state"], "streaming", "{cam}");
     assert_eq!(cam["stream"]["transport"], "udp");
     v.terminate(Duration::from_secs(10));
-    let dropped = ns.nft(&["list", "table", "inet", "vasloss"]);
-    assert!(
-        !dropped.contains("packets 0 "),
-        "nothing dropped: {dropped}"
-    );
+    assert!(ns.dropped() > 0, "nothing dropped");
     for r in recordings(rec.path(), "udp") {
         assert!(r.frames > 0, "{r:?}");
         assert_eq!(r.sizes, BTreeSet::from([(1280, 720)]), "{r:?}");

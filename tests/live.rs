@@ -124,8 +124,9 @@ fn chromium_shows_moving_video_of_several_cameras_on_the_viewer_page() {
         wait_live(&v, id);
     }
     let ids: Vec<&str> = cams.iter().map(|(id, _)| *id).collect();
-    let stats = chromium_viewer(&format!("http://127.0.0.1:{}/", v.port), &ids, 30)
+    let done = chromium_viewer(&format!("http://127.0.0.1:{}/", v.port), &ids, 30, &[])
         .unwrap_or_else(|e| panic!("{e}\nvasd log:\n{}", v.log()));
+    let stats = &done["stats"];
     // (camera, width, height)
     for (id, w, h) in [
         ("c720", 1280, 720),

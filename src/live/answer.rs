@@ -32,7 +32,8 @@ pub struct Local<'a> {
 ///
 /// The ICE and DTLS attributes are also given at session level, where they apply to every
 /// section: a rejected section then still has them, which strict clients require (aiortc
-/// refuses a whole answer whose rejected `m=audio` lacks ICE credentials, video included).
+/// refuses a whole answer whose rejected `m=audio` lacks ICE credentials, rtcp-mux or a
+/// codec in common, video included).
 pub fn answer(offer: &Offer, local: &Local) -> String {
     let audio = offer.audio.as_ref().filter(|_| local.audio.is_some());
     let mut bundle: Vec<(usize, &str)> = vec![(offer.video, offer.mid.as_str())];
@@ -117,6 +118,9 @@ fn rejected(
         attr(&mut m, "mid", Some(mid.to_string()));
     }
     attr(&mut m, "inactive", None);
+    // aiortc also wants rtcp-mux in every section, rejected or not ("RTCP mux is not
+    // enabled"); harmless for a section that carries nothing.
+    attr(&mut m, "rtcp-mux", None);
     for rtpmap in rtpmaps {
         attr(&mut m, "rtpmap", Some(rtpmap.clone()));
     }
@@ -390,7 +394,7 @@ mod tests {
             "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\n",
             "a=mid:1\r\n",
             "a=inactive\r\n",
-            // what strict clients need of a rejected section: a codec in common ...
+            // what strict clients need of a rejected section: a codec in common, rtcp-mux ...
             "a=rtpmap:111 opus/48000/2\r\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");

@@ -216,8 +216,15 @@ impl Drop for WhepClient {
 }
 
 /// Opens `url` (vasd's viewer page) in headless Chromium until every camera in `cameras` has
-/// decoded `frames` frames and then more. Returns the final per-camera stats, or the output.
-pub fn chromium_viewer(url: &str, cameras: &[&str], frames: u32) -> Result<Value, String> {
+/// decoded `frames` frames and then more, or as `extra` options of `chromium_viewer.py` say
+/// (`--audio`, `--seconds S`, `--no-nack`). Returns its `done` line (per-camera `stats`), or
+/// the output.
+pub fn chromium_viewer(
+    url: &str,
+    cameras: &[&str],
+    frames: u32,
+    extra: &[&str],
+) -> Result<Value, String> {
     let out = Command::new("/usr/bin/python3")
         .arg(support_dir().join("chromium_viewer.py"))
         .arg(url)
@@ -226,6 +233,7 @@ pub fn chromium_viewer(url: &str, cameras: &[&str], frames: u32) -> Result<Value
         .arg("--frames")
         .arg(frames.to_string())
         .args(["--timeout", "90"])
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run chromium_viewer.py: {e}"))?;
@@ -235,7 +243,7 @@ pub fn chromium_viewer(url: &str, cameras: &[&str], frames: u32) -> Result<Value
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["event"] == "done");
     match done {
-        Some(d) if out.status.success() => Ok(d["stats"].clone()),
+        Some(d) if out.status.success() => Ok(d),
         _ => Err(format!(
             "chromium_viewer.py failed ({}):\n{}\n{}",
             out.status,

@@ -664,3 +664,90 @@ pub fn ffprobe_clean(file: &Path, extra: &[&str], entries: &str) -> serde_json::
     );
     serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }
+
+/// A network namespace of the test's own, entered by the calling thread only: the processes
+/// it starts afterwards (servers, vasd, clients, nft) live in it, on its own 127.0.0.1 (lo is
+/// up). Deleted on drop. Needs root, as CI has.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn enter(name: &str) -> Netns {
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]);
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        let f = std::fs::File::open(format!("/run/netns/{name}")).expect("netns file");
+        // SAFETY: setns on a descriptor we own; it changes this thread's network namespace
+        // only, which is what the test wants.
+        let rc = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET)
+        };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `nft ARGS` in the namespace; returns its output.
+    pub fn nft(&self, args: &[&str]) -> String {
+        let out = Command::new("nft").args(args).output().expect("nft");
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Drops `percent` % of the datagrams that match `selector` (nft words, e.g. `udp sport
+    /// 40000-40999`) at random, where they arrive (the input hook: a drop at output would
+    /// fail the sender's send call, which a real lossy link never does). A second call
+    /// replaces the rule.
+    pub fn random_loss(&self, percent: u32, selector: &[&str]) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", "vasloss"])
+            .output();
+        self.nft(&["add", "table", "inet", "vasloss"]);
+        self.nft(&[
+            "add", "chain", "inet", "vasloss", "in", "{", "type", "filter", "hook", "input",
+            "priority", "0", ";", "}",
+        ]);
+        let percent = percent.to_string();
+        let mut rule = vec!["add", "rule", "inet", "vasloss", "in"];
+        rule.extend_from_slice(selector);
+        rule.extend_from_slice(&[
+            "numgen", "random", "mod", "100", "<", &percent, "counter", "drop",
+        ]);
+        self.nft(&rule);
+    }
+
+    /// Datagrams the loss rule dropped so far.
+    pub fn dropped(&self) -> u64 {
+        let table = self.nft(&["list", "table", "inet", "vasloss"]);
+        table
+            .split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
