@@ -699,6 +699,32 @@ impl Netns {
         ns
     }
 
+    /// [`Netns::enter`] for a test that runs Chromium: Chromium gathers no ICE candidate at
+    /// all where the loopback is the only interface (its network list is empty, even with
+    /// --allow-loopback-in-peer-connection), so the namespace also gets a veth pair with an
+    /// IPv4 link-local address (169.254/16, RFC 3927: never routed). Nothing is sent on it:
+    /// vasd's only candidate is 127.0.0.1, and the kernel sends Chromium's packets to it
+    /// over the loopback, from 127.0.0.1.
+    pub fn enter_for_browser(name: &str) -> Netns {
+        let ns = Netns::enter(name);
+        for args in [
+            &[
+                "link", "add", "vas-va", "type", "veth", "peer", "name", "vas-vb",
+            ][..],
+            &["addr", "add", "169.254.77.1/16", "dev", "vas-va"],
+            &["link", "set", "vas-va", "up"],
+            &["link", "set", "vas-vb", "up"],
+        ] {
+            let out = Command::new("ip").args(args).output().expect("ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ns
+    }
+
     /// Runs `nft ARGS` in the namespace; returns its output.
     pub fn nft(&self, args: &[&str]) -> String {
         let out = Command::new("nft").args(args).output().expect("nft");
