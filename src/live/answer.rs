@@ -206,36 +206,15 @@ fn stream_section(
     }
     attr(&mut m, "end-of-candidates", None);
     for codec in &rtp.codecs {
-        let (mime, pt, clock_rate, channels, parameters, rtcp_feedback) = match codec {
-            RtpCodecParameters::Video {
-                mime_type,
-                payload_type,
-                clock_rate,
-                parameters,
-                rtcp_feedback,
-            } => (
-                mime_type.as_str(),
-                payload_type,
-                clock_rate,
-                1,
-                parameters,
-                rtcp_feedback,
-            ),
-            RtpCodecParameters::Audio {
-                mime_type,
-                payload_type,
-                clock_rate,
-                channels,
-                parameters,
-                rtcp_feedback,
-            } => (
-                mime_type.as_str(),
-                payload_type,
-                clock_rate,
-                channels.get(),
-                parameters,
-                rtcp_feedback,
-            ),
+        let (mime, pt, clock_rate) = (
+            codec.mime_type().as_str(),
+            codec.payload_type(),
+            codec.clock_rate(),
+        );
+        let (parameters, rtcp_feedback) = (codec.parameters(), codec.rtcp_feedback());
+        let channels = match codec {
+            RtpCodecParameters::Audio { channels, .. } => channels.get(),
+            RtpCodecParameters::Video { .. } => 1,
         };
         let name = mime.split('/').nth(1).unwrap_or("H264");
         let channels = if channels > 1 {
@@ -350,6 +329,22 @@ mod tests {
         (ice, candidates, fingerprints, rtp)
     }
 
+    /// The answer to `offer` from the transport of `local_parts`, with `audio` if given.
+    fn answer_for(offer: &Offer, audio: Option<&RtpParameters>) -> String {
+        let (ice, candidates, fingerprints, rtp) = local_parts();
+        answer(
+            offer,
+            &Local {
+                ice: &ice,
+                candidates: &candidates,
+                fingerprints: &fingerprints,
+                rtp: &rtp,
+                audio,
+                stream_id: "front",
+            },
+        )
+    }
+
     #[test]
     fn answers_the_video_section_and_rejects_the_rest() {
         // A generic WHEP player offers audio too; this camera has none to give.
@@ -359,18 +354,7 @@ mod tests {
             CHROME
         );
         let offer = Offer::parse(&offer_text).unwrap();
-        let (ice, candidates, fingerprints, rtp) = local_parts();
-        let text = answer(
-            &offer,
-            &Local {
-                ice: &ice,
-                candidates: &candidates,
-                fingerprints: &fingerprints,
-                rtp: &rtp,
-                audio: None,
-                stream_id: "front",
-            },
-        );
+        let text = answer_for(&offer, None);
         for line in [
             "a=ice-lite\r\n",
             "a=group:BUNDLE 0\r\n",
@@ -433,7 +417,7 @@ mod tests {
             CHROME.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
         );
         let offer = Offer::parse(&offer_text).unwrap();
-        let (ice, candidates, fingerprints, rtp) = local_parts();
+        let (_, _, _, rtp) = local_parts();
         let audio = RtpParameters {
             mid: Some("1".into()),
             codecs: vec![RtpCodecParameters::Audio {
@@ -451,17 +435,7 @@ mod tests {
             rtcp: rtp.rtcp.clone(),
             ..Default::default()
         };
-        let text = answer(
-            &offer,
-            &Local {
-                ice: &ice,
-                candidates: &candidates,
-                fingerprints: &fingerprints,
-                rtp: &rtp,
-                audio: Some(&audio),
-                stream_id: "front",
-            },
-        );
+        let text = answer_for(&offer, Some(&audio));
         let audio_section = &text[text.find("m=audio").expect("an audio section")..];
         for line in [
             "m=audio 40012 UDP/TLS/RTP/SAVPF 111\r\n",
@@ -480,18 +454,7 @@ mod tests {
     #[test]
     fn a_viewer_that_wants_to_be_the_dtls_server_gets_an_active_answer() {
         let offer = Offer::parse(&CHROME.replace("a=setup:actpass", "a=setup:passive")).unwrap();
-        let (ice, candidates, fingerprints, rtp) = local_parts();
-        let text = answer(
-            &offer,
-            &Local {
-                ice: &ice,
-                candidates: &candidates,
-                fingerprints: &fingerprints,
-                rtp: &rtp,
-                audio: None,
-                stream_id: "front",
-            },
-        );
+        let text = answer_for(&offer, None);
         assert!(text.contains("a=setup:active\r\n"), "{text}");
     }
 }

@@ -43,9 +43,36 @@ pub(super) struct Flavor {
     _transport: DirectTransport,
 }
 
-fn direct(producer: &Producer) -> Result<DirectProducer, String> {
-    match producer {
-        Producer::Direct(p) => Ok(p.clone()),
+/// A producer of `codec` on `transport`, writing with `ssrc`. Audio and video of a camera
+/// share its CNAME: receivers synchronise the streams of one CNAME (RFC 3550 6.5.1).
+fn produce(
+    transport: &DirectTransport,
+    kind: MediaKind,
+    codec: RtpCodecParameters,
+    ssrc: u32,
+    camera: &str,
+) -> Result<(Producer, DirectProducer), String> {
+    let producer = block_on(transport.produce(ProducerOptions::new(
+        kind,
+        RtpParameters {
+            codecs: vec![codec],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: Some(format!("vas-{camera}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )))
+    .map_err(|e| e.to_string())?;
+    match &producer {
+        Producer::Direct(p) => {
+            let direct = p.clone();
+            Ok((producer, direct))
+        }
         _ => Err("mediasoup made a non-direct producer on a DirectTransport".into()),
     }
 }
@@ -91,59 +118,32 @@ impl Flavor {
             .map_err(|e| e.to_string())?;
         let transport = block_on(router.create_direct_transport(DirectTransportOptions::default()))
             .map_err(|e| e.to_string())?;
-        let producer = block_on(transport.produce(ProducerOptions::new(
-            MediaKind::Video,
-            RtpParameters {
-                codecs: vec![RtpCodecParameters::Video {
-                    mime_type: MimeTypeVideo::H264,
-                    payload_type: PAYLOAD_TYPE,
-                    clock_rate: clock,
-                    parameters: h264_parameters(profile_level_id),
-                    rtcp_feedback: vec![RtcpFeedback::NackPli, RtcpFeedback::CcmFir],
-                }],
-                encodings: vec![RtpEncodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                }],
-                rtcp: RtcpParameters {
-                    cname: Some(format!("vas-{camera}")),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )))
-        .map_err(|e| e.to_string())?;
-        let direct_video = direct(&producer)?;
+        let video = RtpCodecParameters::Video {
+            mime_type: MimeTypeVideo::H264,
+            payload_type: PAYLOAD_TYPE,
+            clock_rate: clock,
+            parameters: h264_parameters(profile_level_id),
+            rtcp_feedback: vec![RtcpFeedback::NackPli, RtcpFeedback::CcmFir],
+        };
+        let (producer, direct_video) = produce(&transport, MediaKind::Video, video, ssrc, camera)?;
         let audio = match key.audio {
             None => None,
             Some((kind, _)) => {
-                let producer = block_on(transport.produce(ProducerOptions::new(
+                let codec = RtpCodecParameters::Audio {
+                    mime_type: kind.mime_type(),
+                    payload_type: audio::PAYLOAD_TYPE,
+                    clock_rate: std::num::NonZeroU32::new(kind.clock_rate()).expect("non-zero"),
+                    channels: std::num::NonZeroU8::new(kind.channels()).expect("non-zero"),
+                    parameters: RtpCodecParametersParameters::default(),
+                    rtcp_feedback: Vec::new(),
+                };
+                Some(produce(
+                    &transport,
                     MediaKind::Audio,
-                    RtpParameters {
-                        codecs: vec![RtpCodecParameters::Audio {
-                            mime_type: kind.mime_type(),
-                            payload_type: audio::PAYLOAD_TYPE,
-                            clock_rate:
-                                std::num::NonZeroU32::new(kind.clock_rate()).expect("non-zero"),
-                            channels: std::num::NonZeroU8::new(kind.channels()).expect("non-zero"),
-                            parameters: RtpCodecParametersParameters::default(),
-                            rtcp_feedback: Vec::new(),
-                        }],
-                        encodings: vec![RtpEncodingParameters {
-                            ssrc: Some(audio_ssrc),
-                            ..Default::default()
-                        }],
-                        // The video's CNAME: receivers synchronise streams of one CNAME.
-                        rtcp: RtcpParameters {
-                            cname: Some(format!("vas-{camera}")),
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    },
-                )))
-                .map_err(|e| e.to_string())?;
-                let d = direct(&producer)?;
-                Some((producer, d))
+                    codec,
+                    audio_ssrc,
+                    camera,
+                )?)
             }
         };
         let counter = status.clone();

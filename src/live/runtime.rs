@@ -372,7 +372,11 @@ impl Runtime {
                 (None, None) => {}
             }
             cam.status.set_audio(described);
+            self.audio_changed(id, audio_codec);
         }
+        let Some(cam) = self.cameras.get_mut(id) else {
+            return;
+        };
         if unit.track == Track::Audio {
             let flavors = &cam.flavors;
             let sending = flavors.iter().any(|f| f.audio.is_some());
@@ -474,6 +478,25 @@ impl Runtime {
             .collect();
         for s in stale {
             self.close_viewer(&s, "the camera's H.264 profile changed");
+        }
+    }
+
+    /// The camera's audio codec changed (a reconnect to a reconfigured camera). Viewers who
+    /// negotiated another audio codec would get packets their decoder cannot read: close
+    /// them, the viewer page reconnects and negotiates afresh. Audio that stops keeps them.
+    fn audio_changed(&mut self, id: &str, codec: Option<ffmpeg_next::codec::Id>) {
+        let Some(kind) = codec.and_then(AudioOut::for_camera).map(|(k, _)| k) else {
+            return;
+        };
+        let stale: Vec<String> = self
+            .viewers
+            .iter()
+            .filter(|(_, v)| v.camera == id)
+            .filter(|(_, v)| v.flavor.audio.is_some_and(|(k, _)| k != kind))
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in stale {
+            self.close_viewer(&s, "the camera's audio codec changed");
         }
     }
 
