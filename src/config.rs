@@ -578,7 +578,7 @@ impl Config {
                     audio: cam.record_audio.unwrap_or(record.audio),
                 }),
                 // On unless turned off: users expect to see their cameras in the viewer page,
-                // and a live camera nobody watches costs one idle queue hop per unit.
+                // and a live camera nobody watches costs one queue hop per key frame.
                 live: cam.live.unwrap_or(true),
                 // On too: a camera with a microphone is expected to be heard, and audio costs
                 // nothing until someone listens (see live::audio).

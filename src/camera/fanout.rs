@@ -2,7 +2,7 @@
 //! consumer (recorder, live view) through a bounded queue with `try_send`. A full queue drops
 //! the unit and counts it; the camera thread never waits for a consumer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -172,6 +172,11 @@ pub struct QueueSink {
     /// Whether this consumer takes audio units too (the recorder of a camera whose audio is
     /// recorded); the others never see them.
     pub wants_audio: bool,
+    /// Raised by the consumer while it has no use for anything but video key frames (the
+    /// live view of a camera nobody watches, which only keeps learning the parameter sets):
+    /// the camera thread then offers it nothing else. Relaxed: a unit more or less around a
+    /// change costs nothing, since that consumer restarts at a key frame anyway.
+    pub idle: Option<Arc<AtomicBool>>,
     tx: Sender<SharedUnit>,
     pub stats: Arc<QueueStats>,
 }
@@ -183,6 +188,7 @@ impl QueueSink {
         let sink = QueueSink {
             name,
             wants_audio: false,
+            idle: None,
             tx,
             stats: Arc::new(QueueStats::default()),
         };
@@ -215,6 +221,15 @@ impl Fanout {
         let unit = Arc::new(unit);
         for sink in &self.sinks {
             if unit.track == Track::Audio && !sink.wants_audio {
+                continue;
+            }
+            let key_frame = unit.track == Track::Video && unit.key;
+            if !key_frame
+                && sink
+                    .idle
+                    .as_ref()
+                    .is_some_and(|i| i.load(Ordering::Relaxed))
+            {
                 continue;
             }
             // Relaxed: independent counters read only for status.
@@ -277,6 +292,37 @@ mod tests {
         // The healthy consumer got every unit, in order, unaffected by the stuck one.
         let got: Vec<i64> = ok_rx.try_iter().map(|u| u.packet.pts().unwrap()).collect();
         assert_eq!(got, (0..10_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_idle_consumer_is_offered_key_frames_only() {
+        let (mut sink, rx) = QueueSink::bounded("live", 100);
+        let idle = Arc::new(AtomicBool::new(true));
+        sink.idle = Some(idle.clone());
+        sink.wants_audio = true;
+        let mut fanout = Fanout::default();
+        fanout.add(sink);
+        // (unit, idle while offered, taken)
+        let table = [
+            (0, true, true),
+            (1, true, false),
+            (2, false, true),
+            (3, false, true),
+        ];
+        for (n, is_idle, _) in table {
+            idle.store(is_idle, Ordering::Relaxed);
+            fanout.offer(unit(n));
+        }
+        let mut audio = unit(4);
+        audio.track = Track::Audio;
+        idle.store(true, Ordering::Relaxed);
+        fanout.offer(audio);
+        let got: Vec<i64> = rx.try_iter().map(|u| u.packet.pts().unwrap()).collect();
+        let want: Vec<i64> = table.iter().filter(|t| t.2).map(|t| t.0).collect();
+        assert_eq!(
+            got, want,
+            "unit 0 is the key frame; audio waits for a listener"
+        );
     }
 
     #[test]

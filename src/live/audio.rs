@@ -141,8 +141,7 @@ impl AudioFeed {
             return Outcome::Idle;
         };
         if !sending {
-            self.close_transcoder();
-            self.marker = true;
+            self.no_listeners();
             return Outcome::Idle;
         }
         let Some(pts) = unit.packet.pts().or(unit.packet.dts()) else {
@@ -220,6 +219,12 @@ impl AudioFeed {
         LiveStatus::add(&self.status.audio_rtp_packets, frames.len() as u64);
         LiveStatus::add(&self.status.rtp_bytes, bytes as u64);
         Outcome::Sent(frames.len())
+    }
+
+    /// The last listener left: the transcoder closes, the next packet starts a talkspurt.
+    pub fn no_listeners(&mut self) {
+        self.close_transcoder();
+        self.marker = true;
     }
 
     fn close_transcoder(&mut self) {

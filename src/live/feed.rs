@@ -54,6 +54,8 @@ pub struct Feed {
     session: Option<u64>,
     next_seq: Option<u64>,
     waiting: bool,
+    /// The previous unit came while someone watched.
+    was_sending: bool,
     last_key_ms: Option<u64>,
     /// Newest presentation time of the session, to notice B-frames.
     newest_pts: Option<i64>,
@@ -72,6 +74,7 @@ impl Feed {
             session: None,
             next_seq: None,
             waiting: true,
+            was_sending: false,
             last_key_ms: None,
             newest_pts: None,
             timeline: RtpTimeline::new(CLOCK_RATE as u32, (seed >> 16) as u32),
@@ -134,10 +137,15 @@ impl Feed {
             }
             self.newest_pts = Some(self.newest_pts.map_or(pts, |n| n.max(pts)));
         }
+        // A gap while someone watches is an overflow of the queue; without viewers the camera
+        // thread offers key frames only, so gaps are expected and not counted.
         if self.next_seq.is_some_and(|want| unit.seq != want) {
-            LiveStatus::add(&st.gaps, 1);
+            if sending && self.was_sending {
+                LiveStatus::add(&st.gaps, 1);
+            }
             self.waiting = true;
         }
+        self.was_sending = sending;
         self.next_seq = Some(unit.seq + 1);
         let nals: Vec<&[u8]> = annex_b::units(unit.data).collect();
         for nal in &nals {

@@ -19,7 +19,9 @@
 //! Per camera: one feed (access units to RTP, see `feed`) and one mediasoup router per
 //! *flavor*, the H.264 payload type and profile its viewers negotiated (see `flavor`: WHEP
 //! lets each viewer's offer choose the payload type, mediasoup sends one per router). Without
-//! viewers nothing is packetized or sent.
+//! viewers nothing is packetized or sent, and the camera thread hands over only key frames,
+//! which keep the parameter sets known for the next viewer: an idle camera costs the live
+//! view one queue hop per GOP.
 //!
 //! The mediasoup worker starts with the first live camera, not before: a vasd without live
 //! cameras runs no worker. The service itself always exists, so a reload can turn the live
@@ -39,6 +41,7 @@ mod whep;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -209,9 +212,12 @@ impl Consumer for LiveConsumer {
             return None;
         }
         let (mut sink, units) = QueueSink::bounded("live", QUEUE_UNITS);
-        // Audio units are taken whenever the camera's live view has audio, listeners or not:
-        // about 50 queue hops a second, dropped on arrival without listeners (live::audio).
+        // Audio units are taken whenever the camera's live view has audio and viewers, with
+        // or without listeners: dropped on arrival without (live::audio).
         sink.wants_audio = cam.live_audio;
+        // Without viewers the camera offers key frames only (see `Runtime::update_idle`).
+        let idle = Arc::new(AtomicBool::new(true));
+        sink.idle = Some(idle.clone());
         let live = self
             .statuses
             .entry(cam.id.clone())
@@ -225,6 +231,7 @@ impl Consumer for LiveConsumer {
                 units,
                 status: live,
                 audio: cam.live_audio,
+                idle,
             }),
         });
         Some(sink)

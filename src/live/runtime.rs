@@ -4,7 +4,7 @@
 //! request is answered between two units.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,8 @@ pub(super) struct Attached {
     pub status: Arc<LiveStatus>,
     /// `live_audio`: the queue carries the camera's audio units too.
     pub audio: bool,
+    /// Raised while the camera has no viewers: its thread then offers key frames only.
+    pub idle: Arc<AtomicBool>,
 }
 
 pub(super) struct Answered {
@@ -95,6 +97,8 @@ struct LiveCamera {
     ssrcs: (u32, u32),
     /// `live_audio` of the camera.
     audio_enabled: bool,
+    /// Shared with the camera thread's sink, see [`Runtime::update_idle`].
+    idle: Arc<AtomicBool>,
     /// The camera's audio codec, from its stream description; `None` without audio.
     audio_codec: Option<ffmpeg_next::codec::Id>,
     /// profile-level-id of the stream's SPS.
@@ -103,6 +107,19 @@ struct LiveCamera {
     unplayable: Option<String>,
     flavors: Vec<Flavor>,
     detached_at: Option<Instant>,
+}
+
+impl LiveCamera {
+    /// Called wherever the camera's flavors (its viewers) or its sink change: tells the
+    /// camera thread whether the live view wants every unit or only key frames, and closes
+    /// the audio transcoder once nobody listens (no audio arrives to notice it by then).
+    fn flavors_changed(&mut self) {
+        // Relaxed: see QueueSink::idle.
+        self.idle.store(self.flavors.is_empty(), Ordering::Relaxed);
+        if !self.flavors.iter().any(|f| f.audio.is_some()) {
+            self.audio_feed.no_listeners();
+        }
+    }
 }
 
 struct Viewer {
@@ -286,6 +303,7 @@ impl Runtime {
                 cam.units = attached.units;
                 cam.status = attached.status;
                 cam.audio_enabled = attached.audio;
+                cam.idle = attached.idle;
                 cam.feed.new_source();
                 cam.detached_at = None;
                 // The new source may send another codec (a reload that gave the live role
@@ -308,6 +326,7 @@ impl Runtime {
                         audio_feed,
                         ssrcs,
                         audio_enabled: attached.audio,
+                        idle: attached.idle,
                         audio_codec: None,
                         profile: None,
                         unplayable: None,
@@ -316,6 +335,9 @@ impl Runtime {
                     },
                 );
             }
+        }
+        if let Some(cam) = self.cameras.get_mut(&id) {
+            cam.flavors_changed();
         }
         self.feeds_dirty = true;
     }
@@ -600,6 +622,7 @@ impl Runtime {
         match created {
             Ok((session, viewer, sdp)) => {
                 cam.flavors[index].viewers += 1;
+                cam.flavors_changed();
                 LiveStatus::add(&cam.status.viewers, 1);
                 LiveStatus::add(&cam.status.sessions, 1);
                 log::info!(
@@ -762,6 +785,7 @@ impl Runtime {
                 }
                 for cam in self.cameras.values_mut() {
                     cam.flavors.clear();
+                    cam.flavors_changed();
                 }
                 self.media = None;
                 if let Err(e) = self.ensure_media() {
@@ -808,6 +832,7 @@ impl Runtime {
                     cam.flavors.remove(i);
                 }
             }
+            cam.flavors_changed();
             log::info!(
                 target: "live",
                 "camera {}: viewer {session} left: {why} ({} now)",
