@@ -38,6 +38,8 @@ pub struct FrameTap {
     writer: Option<SlotWriter>,
     /// Why this session exports nothing (reported once, retried at the next session).
     refused: Option<String>,
+    /// The status shows a refusal: cleared at the next frame exported.
+    error_shown: bool,
     /// The next published frame starts a new timeline (new session or timestamp jump).
     discontinuity: bool,
     /// Wall time and stream time of the timeline's first decoded frame.
@@ -66,6 +68,7 @@ impl FrameTap {
             frame: ffmpeg::frame::Video::empty(),
             writer: None,
             refused: None,
+            error_shown: false,
             discontinuity: true,
             lag_origin: None,
             last_pts_ns: None,
@@ -258,6 +261,9 @@ impl FrameTap {
         info.key_frame = key_frame;
         info.discontinuity = discontinuity;
         fill.publish(info);
+        if std::mem::take(&mut self.error_shown) {
+            self.status.set_export_error(None);
+        }
         true
     }
 
@@ -306,7 +312,6 @@ impl FrameTap {
                     self.target.slots,
                     w.dir().display()
                 );
-                self.status.set_export_error(None);
                 self.writer = Some(w);
                 Ok(())
             }
@@ -332,6 +337,7 @@ impl FrameTap {
     fn refuse(&mut self, why: String) {
         log::error!(target: &self.log, "export refused: {why}; ingest goes on");
         self.status.set_export_error(Some(why.clone()));
+        self.error_shown = true;
         self.refused = Some(why);
         self.decoder = None;
     }

@@ -232,8 +232,9 @@ impl Runtime {
         for id in ids {
             self.close_camera(&id, "vasd is stopping");
         }
-        self.media = None;
-        log::info!(target: "live", "stopped");
+        if self.media.take().is_some() {
+            log::info!(target: "live", "stopped");
+        }
     }
 
     fn command(&mut self, cmd: Command) {

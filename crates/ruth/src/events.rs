@@ -112,7 +112,12 @@ impl Events {
         let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subs.retain(|s| match send_all_now(&s.stream, &bytes) {
             Ok(()) => true,
-            Err(why) => {
+            // A reader that closed its end is a normal end, seen at the first line after it.
+            Err(SendFailure::Left) => {
+                log::info!(target: "events", "subscriber {} left (closed its connection)", s.number);
+                false
+            }
+            Err(SendFailure::Dropped(why)) => {
                 log::warn!(target: "events", "subscriber {} disconnected: {why}", s.number);
                 self.subscribers_dropped.fetch_add(1, Ordering::Relaxed);
                 false
@@ -136,9 +141,30 @@ impl Events {
     }
 }
 
+/// Why a line did not reach a subscriber.
+#[derive(Debug, PartialEq)]
+enum SendFailure {
+    /// The subscriber closed its end (EPIPE, or ECONNRESET when it left unread lines behind).
+    Left,
+    /// Ruth drops it: it does not keep up, or the send failed otherwise.
+    Dropped(String),
+}
+
+impl SendFailure {
+    fn of(e: &std::io::Error) -> SendFailure {
+        match e.raw_os_error() {
+            Some(libc::EPIPE | libc::ECONNRESET) => SendFailure::Left,
+            Some(libc::EAGAIN) => {
+                SendFailure::Dropped("it does not keep up (its socket buffer is full)".into())
+            }
+            _ => SendFailure::Dropped(e.to_string()),
+        }
+    }
+}
+
 /// The whole line into the socket buffer at once, or an error: a subscriber that cannot take
 /// a line right now is too slow (a partial line would corrupt its stream anyway).
-fn send_all_now(stream: &UnixStream, bytes: &[u8]) -> std::result::Result<(), String> {
+fn send_all_now(stream: &UnixStream, bytes: &[u8]) -> std::result::Result<(), SendFailure> {
     // SAFETY: sends from a live buffer on a descriptor the stream owns.
     let n = unsafe {
         libc::send(
@@ -149,17 +175,14 @@ fn send_all_now(stream: &UnixStream, bytes: &[u8]) -> std::result::Result<(), St
         )
     };
     if n < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
-            "it does not keep up (its socket buffer is full)".into()
-        } else {
-            format!("{e}")
-        });
+        return Err(SendFailure::of(&std::io::Error::last_os_error()));
     }
     if n as usize == bytes.len() {
         Ok(())
     } else {
-        Err("it does not keep up (only part of a line fit in its socket buffer)".into())
+        Err(SendFailure::Dropped(
+            "it does not keep up (only part of a line fit in its socket buffer)".into(),
+        ))
     }
 }
 
@@ -230,5 +253,43 @@ mod tests {
         assert_eq!(events.status()["subscribers_dropped"], 1);
         events.remove_socket();
         assert!(!dir.path().join("events.sock").exists());
+    }
+
+    #[test]
+    fn send_failures_table() {
+        let slow = "it does not keep up (its socket buffer is full)";
+        // (errno, failure)
+        let table = [
+            (libc::EPIPE, SendFailure::Left),
+            (libc::ECONNRESET, SendFailure::Left),
+            (libc::EAGAIN, SendFailure::Dropped(slow.into())),
+            (
+                libc::ENOBUFS,
+                SendFailure::Dropped(std::io::Error::from_raw_os_error(libc::ENOBUFS).to_string()),
+            ),
+        ];
+        for (errno, failure) in table {
+            let e = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(SendFailure::of(&e), failure, "{e}");
+        }
+    }
+
+    /// A subscriber that closes its connection leaves at the next line: it is gone from the
+    /// list and not counted as dropped (ruth did not drop it).
+    #[test]
+    fn a_subscriber_that_leaves_is_not_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = started(dir.path());
+        let stays = UnixStream::connect(dir.path().join("events.sock")).unwrap();
+        let leaves = UnixStream::connect(dir.path().join("events.sock")).unwrap();
+        wait_subscribers(&events, 2);
+        drop(leaves);
+        events.publish("one");
+        assert_eq!(events.subscribers.lock().unwrap().len(), 1);
+        assert_eq!(events.status()["subscribers_dropped"], 0);
+        let mut line = String::new();
+        BufReader::new(stays).read_line(&mut line).unwrap();
+        assert_eq!(line, "one\n");
+        events.remove_socket();
     }
 }

@@ -142,13 +142,21 @@ fn show_status(config: &Path, socket: Option<&Path>, json: bool) -> ExitCode {
     }
 }
 
+/// The time on every log line: RFC 3339 in UTC (simplelog's default offset) with always six
+/// digits of microseconds, "2026-12-01T03:05:02.945920Z", like the events' `time`; simplelog's
+/// own rfc3339 drops trailing zeros ("03:05:02.94592Z"). vasd's main.rs sets the same format
+/// for its own logger.
+const LOG_TIME_FORMAT: time::format_description::StaticFormatDescription = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+);
+
 fn init_logging(level: log::LevelFilter) {
     let config = simplelog::ConfigBuilder::new()
         // Show the target on every line: agent-<camera>, <camera>/<model>, events, ruth.
         .set_target_level(log::LevelFilter::Error)
         .set_location_level(log::LevelFilter::Off)
         .set_thread_level(log::LevelFilter::Off)
-        .set_time_format_rfc3339()
+        .set_time_format_custom(LOG_TIME_FORMAT)
         .build();
     let _ = simplelog::TermLogger::init(
         level,
@@ -283,6 +291,34 @@ fn warn_about_test_hook() {
                 "{} is ignored: the test hook exists only in debug builds",
                 agent::TEST_PANIC_ENV
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LOG_TIME_FORMAT;
+    use time::macros::datetime;
+
+    #[test]
+    fn log_times_have_a_fixed_width() {
+        // (time, as logged): trailing zeros stay, nanoseconds are cut, not rounded.
+        let table = [
+            (
+                datetime!(2026-12-01 03:05:02.945920 UTC),
+                "2026-12-01T03:05:02.945920Z",
+            ),
+            (
+                datetime!(2026-12-01 03:05:02 UTC),
+                "2026-12-01T03:05:02.000000Z",
+            ),
+            (
+                datetime!(2026-01-09 23:59:59.000001999 UTC),
+                "2026-01-09T23:59:59.000001Z",
+            ),
+        ];
+        for (at, text) in table {
+            assert_eq!(at.format(LOG_TIME_FORMAT).unwrap(), text);
         }
     }
 }

@@ -137,7 +137,7 @@ pub fn render(status: &Value) -> String {
         "SUBSCRIPTION".to_string(),
         "FPS".into(),
         "STATE".into(),
-        "DELIVERED/S".into(),
+        "SENT/S".into(),
         "SKIPPED/S".into(),
         "DISPATCHED".into(),
         "RESULTS".into(),
@@ -152,7 +152,7 @@ pub fn render(status: &Value) -> String {
             format!("{}/{}", text(&s["camera"]), text(&s["model"])),
             text(&s["fps"]),
             text(&s["state"]),
-            format!("{:.1}", s["delivered_fps"].as_f64().unwrap_or(0.0)),
+            format!("{:.1}", s["sent_fps"].as_f64().unwrap_or(0.0)),
             format!("{:.1}", s["skipped_fps"].as_f64().unwrap_or(0.0)),
             text(&c["dispatched"]),
             text(&c["results"]),
@@ -166,6 +166,16 @@ pub fn render(status: &Value) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    // Under the table, not in it: a model's message can be a sentence long.
+    for s in status["subscriptions"].as_array().into_iter().flatten() {
+        if let Some(error) = s["last_model_error"].as_str() {
+            out.push_str(&format!(
+                "last model error of {}/{}: {error}\n",
+                text(&s["camera"]),
+                text(&s["model"])
+            ));
+        }
+    }
     out.push('\n');
     let mut rows = vec![vec![
         "MODEL".to_string(),
@@ -217,4 +227,91 @@ fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(model: &str, sent_fps: f64, last_model_error: Value) -> Value {
+        json!({
+            "camera": "front", "model": model, "fps": 5.0, "state": "up",
+            "down_reason": null, "sent_fps": sent_fps, "skipped_fps": 0.0,
+            "last_model_error": last_model_error,
+            "counters": {"dispatched": 50, "results": 40, "skipped_busy": 1,
+                         "skipped_down": 2, "skipped_write": 3, "model_errors": 10,
+                         "replies_dropped": 0},
+        })
+    }
+
+    /// The subscriptions table shows the send rate, and the last model error of each
+    /// subscription that has one on a line under it.
+    #[test]
+    fn subscriptions_table_and_last_model_errors() {
+        let status = json!({
+            "pid": 7, "uptime_s": 3, "reloads": 0, "export_root": "/dev/shm/vas",
+            "agents": [], "models": [],
+            "subscriptions": [
+                subscription("motion", 4.8, json!("frame 17 was overwritten before it was read")),
+                subscription("plates", 2.0, Value::Null),
+            ],
+            "events": {"published": 0, "subscribers": 0, "socket": "/run/e.sock",
+                       "subscribers_dropped": 0, "stdout_dropped": 0},
+        });
+        let out = render(&status);
+        let lines: Vec<&str> = out.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("SUBSCRIPTION"))
+            .unwrap();
+        let cells = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+        // (line after the header, its cells)
+        let expected: [(usize, &[&str]); 2] = [
+            (
+                1,
+                &[
+                    "front/motion",
+                    "5.0",
+                    "up",
+                    "4.8",
+                    "0.0",
+                    "50",
+                    "40",
+                    "1/2/3",
+                    "10",
+                    "0",
+                    "-",
+                ],
+            ),
+            (
+                2,
+                &[
+                    "front/plates",
+                    "5.0",
+                    "up",
+                    "2.0",
+                    "0.0",
+                    "50",
+                    "40",
+                    "1/2/3",
+                    "10",
+                    "0",
+                    "-",
+                ],
+            ),
+        ];
+        assert_eq!(
+            cells(lines[header])[..5],
+            ["SUBSCRIPTION", "FPS", "STATE", "SENT/S", "SKIPPED/S"]
+        );
+        for (offset, want) in expected {
+            assert_eq!(cells(lines[header + offset]), want, "{out}");
+        }
+        assert_eq!(
+            lines[header + 3],
+            "last model error of front/motion: frame 17 was overwritten before it was read",
+            "{out}"
+        );
+        assert_eq!(lines[header + 4], "", "one error line only: {out}");
+    }
 }

@@ -60,7 +60,9 @@ struct State {
     /// Reused for every request line.
     request: Vec<u8>,
     counters: Counters,
-    delivered: RateMeter,
+    /// Requests sent (the `dispatched` count) per second.
+    sent: RateMeter,
+    /// Due frames skipped (busy, down or write) per second.
     skipped: RateMeter,
     last_frame_id: Option<u64>,
     last_model_error: Option<String>,
@@ -93,7 +95,7 @@ impl Subscription {
                 next_request_id: 1,
                 request: Vec::with_capacity(1024),
                 counters: Counters::default(),
-                delivered: RateMeter::new(s),
+                sent: RateMeter::new(s),
                 skipped: RateMeter::new(s),
                 last_frame_id: None,
                 last_model_error: None,
@@ -230,7 +232,7 @@ impl Subscription {
                     deadline: now + self.model.deadline,
                 });
                 st.counters.dispatched += 1;
-                st.delivered.add(seconds);
+                st.sent.add(seconds);
                 st.last_frame_id = Some(frame.meta.frame_id);
             }
             Sent::WouldBlock => {
@@ -354,7 +356,7 @@ impl Subscription {
     pub fn status(&self, now: Instant) -> Value {
         let mut st = self.lock();
         let seconds = mono_seconds(now);
-        let delivered_fps = st.delivered.per_second(seconds);
+        let sent_fps = st.sent.per_second(seconds);
         let skipped_fps = st.skipped.per_second(seconds);
         json!({
             "camera": self.camera,
@@ -362,7 +364,7 @@ impl Subscription {
             "fps": st.gate.fps().as_f64(),
             "state": if st.link.is_up() { "up" } else { "down" },
             "down_reason": st.down_reason,
-            "delivered_fps": delivered_fps,
+            "sent_fps": sent_fps,
             "skipped_fps": skipped_fps,
             "in_flight": st.link.in_flight.as_ref().map(|f| f.frame_id),
             "last_frame_id": st.last_frame_id,

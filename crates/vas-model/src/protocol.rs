@@ -247,4 +247,36 @@ mod tests {
         req.v = 2;
         assert!(req.unsupported().unwrap().contains("version 2"));
     }
+
+    /// vas-model(7): a request line is at most 464 bytes plus the root, so 16384 bytes hold
+    /// every request whose root is a usable path (PATH_MAX is 4096 with its NUL).
+    #[test]
+    fn the_longest_request_fits_the_limit() {
+        let line_len = |root: &str| {
+            let longest = FrameRequest {
+                v: PROTOCOL_VERSION,
+                kind: FRAME_REQUEST.to_string(),
+                id: u64::MAX,
+                camera: "c".repeat(64),
+                root: root.to_string(),
+                generation: u64::MAX,
+                slot: 63,
+                sequence: u64::MAX,
+                frame_id: u64::MAX,
+                pts_ns: i64::MIN,
+                wall_ns: i64::MIN,
+                mono_ns: i64::MIN,
+                width: 16384,
+                height: 16384,
+                stride_y: u32::MAX,
+                stride_uv: u32::MAX,
+                format: FORMAT_NV12.to_string(),
+                key_frame: false,
+                deadline_ms: 600_000,
+            };
+            serde_json::to_vec(&longest).unwrap().len() + 1
+        };
+        assert_eq!(line_len(""), 464);
+        assert!(line_len(&"r".repeat(4095)) <= MAX_REQUEST_BYTES);
+    }
 }
