@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job on one machine, from a clean clone: installs what is missing (Debian 12), builds,
-# starts two synthetic RTSP cameras (H.264 made by x264, served by GStreamer), vasd with
-# recording, live view and frame export, and ruth with the example model; prints the viewer URL
-# and then the event stream until Ctrl-C.
+# starts three RTSP cameras served by GStreamer (two synthetic, made by x264, and OpenCV's
+# vtest.avi, real pedestrian footage, re-encoded to H.264), vasd with recording, live view and
+# frame export, and ruth with the example model on every camera and the people model
+# (vas-model-people, OpenCV's HOG person detector) on the footage; prints the viewer URL and
+# then the event stream until Ctrl-C: motion events as JSON, people events one short line each
+# (the full JSON of both stays on ruth's event socket).
 #
 # Usage: bash packaging/demo.sh [--seconds N] [--port P]
 #   --seconds N   stop by itself after N seconds (default: run until Ctrl-C)
@@ -31,7 +34,9 @@ work="$target/demo"
 media="$work/media"
 shm="/dev/shm/vas-demo"
 mkdir -p "$work/recordings"
+# Also converts vtest.avi (from opencv-doc) to vtest.mp4 on the first run, then keeps it.
 bash tests/fixtures/make_media.sh "$media" >/dev/null
+[ -s "$media/vtest.mp4" ] || { echo "demo: $media/vtest.mp4 was not made (is opencv-doc installed?)" >&2; exit 1; }
 
 pids=()
 cleanup() {
@@ -43,7 +48,8 @@ trap 'exit 0' INT TERM
 
 # The cameras: files looped in real time without re-encoding.
 exec {server_out}< <(exec /usr/bin/python3 tests/fixtures/rtsp_server.py --port 0 \
-  --mount front="$media/cam720.mp4" --mount yard="$media/cam480_yuvj.mp4" 2>"$work/rtsp.log")
+  --mount front="$media/cam720.mp4" --mount yard="$media/cam480_yuvj.mp4" \
+  --mount street="$media/vtest.mp4" 2>"$work/rtsp.log")
 pids+=($!)
 read -r ready rtsp_port <&"$server_out"
 [ "$ready" = READY ] || { echo "demo: the RTSP server did not start; see $work/rtsp.log" >&2; exit 1; }
@@ -72,6 +78,12 @@ id = "yard"
 url = "rtsp://127.0.0.1:$rtsp_port/yard"
 record = true
 live = true
+
+[[camera]]
+id = "street"
+url = "rtsp://127.0.0.1:$rtsp_port/street"
+record = true
+live = true
 EOF
 "$bin/vasd" --config "$work/vas.toml" 2>"$work/vasd.log" &
 pids+=($!)
@@ -84,10 +96,14 @@ curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || {
   echo "demo: vasd did not start; its log:" >&2; cat "$work/vasd.log" >&2; exit 1; }
 
 # The example model (a motion score and mean luma per region, computed from the pixels) and
-# Ruth routing frames to it: front at 5 fps, yard at 2 fps.
+# Ruth routing frames to it: front at 5 fps, yard at 2 fps, street at 5 fps; the people model
+# (about 60 ms of CPU per 768x576 frame) on street at 2 fps.
 run="$work/run"
 mkdir -p "$run"
 "$bin/vas-model-example" --socket "$run/motion.sock" 2>"$work/model.log" &
+pids+=($!)
+PYTHONPATH="$repo/python" "$repo/python/vas-model-people" --socket "$run/people.sock" \
+  2>"$work/people.log" &
 pids+=($!)
 cat >"$work/ruth.toml" <<EOF
 [export]
@@ -113,6 +129,20 @@ fps = 5
 camera = "yard"
 model = "motion"
 fps = 2
+
+[[model]]
+id = "people"
+socket = "$run/people.sock"
+
+[[subscription]]
+camera = "street"
+model = "motion"
+fps = 5
+
+[[subscription]]
+camera = "street"
+model = "people"
+fps = 2
 EOF
 
 cat <<EOF
@@ -122,13 +152,31 @@ cat <<EOF
   Recordings:           $work/recordings
   Frame export:         $bin/vas-frames stats --root $shm
   Ruth status:          $bin/ruth --config $work/ruth.toml status
-  Logs:                 $work/{vasd,ruth,model,rtsp}.log
+  Logs:                 $work/{vasd,ruth,model,people,rtsp}.log
+  Full events (JSON):   python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect("$run/ruth-events.sock"); [sys.stdout.write(l.decode()) for l in s.makefile("rb")]'
 
-  Events from Ruth (one JSON line per model result) follow; Ctrl-C stops everything.
+  Events from Ruth follow: motion results as JSON lines, people results one short line each
+  (camera, time, number of people, boxes as x,y wxh); Ctrl-C stops everything.
 
 EOF
 
-"$bin/ruth" --config "$work/ruth.toml" 2>"$work/ruth.log" &
+# Ruth's standard output through a filter that shortens the people model's lines; process
+# substitution keeps ruth's own pid in $! for the cleanup.
+"$bin/ruth" --config "$work/ruth.toml" 2>"$work/ruth.log" > >(exec /usr/bin/python3 -u -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        e = json.loads(line)
+    except ValueError:
+        sys.stdout.write(line)
+        continue
+    r = e.get("result")
+    if e.get("model") != "people" or not isinstance(r, dict):
+        sys.stdout.write(line)
+        continue
+    boxes = " ".join("%d,%d %dx%d" % (p["x"], p["y"], p["w"], p["h"]) for p in r["people"])
+    print("%-8s %s  %d people  %s" % (e["camera"], e["time"][11:23], r["count"], boxes))
+') &
 pids+=($!)
 
 if ((seconds > 0)); then

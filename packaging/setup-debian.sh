@@ -14,6 +14,9 @@ packages=(
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gir1.2-gst-rtsp-server-1.0 python3-gi python3-numpy
+  # the people model (vas-model-people): OpenCV's HOG person detector, and vtest.avi, the
+  # real pedestrian footage its test and the demo play (PyPI's OpenCV wheels lack HOG)
+  python3-opencv opencv-doc
   # man pages are checked with man -l
   man-db groff-base curl
   # mediasoup's C++ worker, built offline against Debian's libraries (packaging/mediasoup)

@@ -381,6 +381,43 @@ class ExportReader:
         m["slot"] = slot
         return m, y, uv
 
+    def view(self, slot: int, sequence: int):
+        """Frame ``sequence`` of ``slot`` in place, without a copy: ``(meta, y, uv)`` as
+        ``read`` returns them, but ``y`` and ``uv`` are read-only numpy views of the mapped
+        slot (``y.strides`` is ``(stride_y, 1)``), or None when the slot already holds
+        another frame.
+
+        vasd may overwrite the slot while the caller reads the views (the ring has a few
+        slots, the writer never waits): anything computed from them is valid only if
+        ``still_valid(slot, sequence)`` is true after the computation; otherwise discard it.
+        Drop the views before ``close`` (a live view keeps the mapping busy).
+        """
+        if not 0 <= slot < self.slots or sequence == 0 or sequence % 2:
+            return None
+        if self._record(slot, R_SEQUENCE) != sequence:
+            return None
+        _load_barrier()
+        m = self._snapshot(slot)
+        _load_barrier()
+        if self._record(slot, R_SEQUENCE) != sequence or not self._record_ok(slot, m):
+            return None  # the record changed under the snapshot: its bounds are not trusted
+        pixels = np.frombuffer(self._data, dtype=np.uint8, count=m["data_len"], offset=m["data_offset"])
+        y_len = m["stride_y"] * m["height"]
+        y = pixels[:y_len].reshape(m["height"], m["stride_y"])[:, : m["width"]]
+        rows, cw = (m["height"] + 1) // 2, (m["width"] + 1) // 2
+        uv = pixels[y_len:].reshape(rows, m["stride_uv"])[:, : 2 * cw].reshape(rows, cw, 2)
+        for key in ("data_offset", "format", "stride_y", "stride_uv"):
+            m.pop(key)
+        m["sequence"] = sequence
+        m["slot"] = slot
+        return m, y, uv
+
+    def still_valid(self, slot: int, sequence: int) -> bool:
+        """True when ``slot`` still holds frame ``sequence``: what was computed from its
+        ``view`` since then saw that frame and nothing else."""
+        _load_barrier()  # the pixel loads of the computation come before this sequence load
+        return 0 <= slot < self.slots and self._record(slot, R_SEQUENCE) == sequence
+
     def read_ref(self, ref: FrameRef):
         """``read`` for a FrameRef from another process; None if it belongs to another
         generation or slot content."""

@@ -24,6 +24,11 @@ class Frame:
     array of U and V; ``meta`` the record fields (frame_id, pts_ns, wall_ns, mono_ns,
     key_frame, ...); ``request`` the FrameRequest Ruth sent; ``received_mono_ns`` when the
     request was read, on the clock of ``meta["mono_ns"]``.
+
+    A model whose class sets ``in_place = True`` gets ``y`` and ``uv`` as read-only views of
+    the mapped slot instead of copies (no copy of the frame at all); the server checks after
+    ``process`` that vasd did not overwrite the slot meanwhile and answers an error instead of
+    the result if it did. Such a model must not keep the arrays after ``process`` returns.
     """
 
     __slots__ = ("request", "meta", "y", "uv", "received_mono_ns")
@@ -63,13 +68,16 @@ class _FrameSource:
     def __init__(self) -> None:
         self.reader: Optional[ExportReader] = None
 
-    def read(self, req: FrameRequest):
+    def _attach(self, req: FrameRequest) -> None:
         r = self.reader
         if r is None or r.camera != req.camera or r.root != req.root or r.generation != req.generation:
             if r is not None:
                 r.close()
                 self.reader = None
             self.reader = ExportReader(req.root, req.camera)
+
+    def read(self, req: FrameRequest):
+        self._attach(req)
         got = self.reader.read_ref(FrameRef(req.generation, req.slot, req.sequence, req.frame_id))
         if got is None:
             if self.reader.generation != req.generation:
@@ -77,6 +85,20 @@ class _FrameSource:
                             f"generation {self.reader.generation}")
             raise Error("the frame was overwritten before it was read (lapped or torn): skipped")
         return got
+
+    def view(self, req: FrameRequest):
+        """``read`` without the copy: views of the slot, valid while ``still_valid``."""
+        self._attach(req)
+        if self.reader.generation != req.generation:
+            raise Error(f"the frame is from generation {req.generation}, the export is at "
+                        f"generation {self.reader.generation}")
+        got = self.reader.view(req.slot, req.sequence)
+        if got is None or got[0]["frame_id"] != req.frame_id:
+            raise Error("the frame was overwritten before it was read (lapped): skipped")
+        return got
+
+    def still_valid(self, req: FrameRequest) -> bool:
+        return self.reader.still_valid(req.slot, req.sequence)
 
     def close(self) -> None:
         if self.reader is not None:
@@ -118,8 +140,19 @@ def _answer(req: FrameRequest, received: int, source: _FrameSource, model) -> by
     if why is not None:
         return error_line(req.id, why)
     try:
-        meta, y, uv = source.read(req)
-        result = model.process(Frame(req, meta, y, uv, received))
+        if getattr(model, "in_place", False):
+            meta, y, uv = source.view(req)
+            frame = Frame(req, meta, y, uv, received)
+            del y, uv
+            try:
+                result = model.process(frame)
+            finally:
+                del frame  # drops the views, so the reader can close
+            if not source.still_valid(req):
+                raise Error("the frame was overwritten while the model read it: result dropped")
+        else:
+            meta, y, uv = source.read(req)
+            result = model.process(Frame(req, meta, y, uv, received))
     except (Error, FramesError) as e:
         return error_line(req.id, str(e))
     except Exception as e:  # a bug in the model: report it for this frame, keep serving

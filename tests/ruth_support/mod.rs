@@ -435,6 +435,17 @@ impl ModelProcess {
         ModelProcess::spawn(cmd, socket)
     }
 
+    /// vas-model-people (python/vas-model-people, a sh wrapper of vas_model.people: OpenCV's
+    /// HOG person detector) with `args`.
+    pub fn people(socket: &Path, args: &[&str]) -> ModelProcess {
+        let mut cmd = Command::new(workspace().join("python/vas-model-people"));
+        cmd.arg("--socket")
+            .arg(socket)
+            .args(args)
+            .env("PYTHONPATH", workspace().join("python"));
+        ModelProcess::spawn(cmd, socket)
+    }
+
     fn spawn(mut cmd: Command, socket: &Path) -> ModelProcess {
         let mut child = cmd
             .stdin(Stdio::null())
