@@ -202,5 +202,6 @@ class Vasd:
             for line in problems[:shown]:
                 print("  " + line.rstrip(), file=out)
         else:
+            print("vasd logged no warnings or errors", file=out)
             shutil.rmtree(self.dir, ignore_errors=True)
         return problems

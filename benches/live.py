@@ -302,9 +302,10 @@ def run_audio(a, python):
             if live.get("audio") != EXPECTED_AUDIO[cam][0]:
                 print(f"  note: {cam}'s live audio is {live.get('audio')}, expected "
                       f"{EXPECTED_AUDIO[cam][0]}")
-        print(f"  the live video is the fixture's moving ball: {cams['video']['bitrate_kbps']:.0f} "
-              f"kbit/s, far less than a real camera's 1-4 Mbit/s, so per viewer video costs "
-              f"vasd less than it would and audio's share looks larger")
+        print(f"  the live video is the fixture's moving ball: "
+              f"{cams['video']['bitrate_kbps']:.0f} kbit/s, far less than a real camera's 1-4 "
+              f"Mbit/s, so per viewer video costs vasd less than it would and audio's share "
+              f"looks larger")
         print(f"  {seconds:.0f} s per row after {a.warmup:.0f} s; count-only aiortc viewers "
               f"(audio viewers decode the audio); {os.cpu_count()} CPUs; load average "
               f"{os.getloadavg()[0]:.2f} at the start")
@@ -313,7 +314,8 @@ def run_audio(a, python):
         idle = cpu_over(vasd.pid, seconds)
         print(f"\nvasd CPU per camera watched, against video only ({idle * 100:.1f} % of a "
               f"core with no viewer; added: CPU over that; x video: ratio to the video camera "
-              f"at the same viewer count; fps: per viewer; audio RTP/s: what vasd sent)")
+              f"at the same viewer count; fps: per viewer; audio RTP/s: the camera's audio "
+              f"packets vasd sent, audio_rtp_packets_sent, once per camera, not per viewer)")
         print(f"{'camera':>8} {'viewers':>7} {'vasd CPU %':>10} {'x video':>7} "
               f"{'added %':>7} {'x video':>7} {'per viewer %':>12} {'video fps':>9} "
               f"{'audio fps':>9} {'answered':>8} {'audio RTP/s':>11} {'transcoding':>11}")

@@ -310,7 +310,9 @@ def main():
     if not os.path.exists(os.path.join(media, a.media)):
         sys.exit(f"no {a.media} in {media}")
 
-    # Ctrl-C raises KeyboardInterrupt; SIGTERM becomes SystemExit: both reach the finally.
+    # Ctrl-C raises KeyboardInterrupt (also when started in the background, where the shell
+    # ignores SIGINT for it); SIGTERM becomes SystemExit: both reach the finally.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ns = Netns(f"vas-loss-bench-{os.getpid()}")
     server = vasd = None
@@ -318,7 +320,8 @@ def main():
         server, rtsp_port = start_rtsp(media, [(CAMERA, a.media)], popen=ns.popen)
         vasd = Vasd(vasd_bin,
                     f"[live]\nudp_port_min = {PORT_MIN}\nudp_port_max = {PORT_MAX}\n"
-                    f'[[camera]]\nid = "{CAMERA}"\nurl = "rtsp://127.0.0.1:{rtsp_port}/{CAMERA}"\n',
+                    f'[[camera]]\nid = "{CAMERA}"\n'
+                    f'url = "rtsp://127.0.0.1:{rtsp_port}/{CAMERA}"\n',
                     prefix=ns.prefix)
         wait_for("the camera in the live view",
                  lambda: vasd.live(CAMERA).get("gop_ms") and
